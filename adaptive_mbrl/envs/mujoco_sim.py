@@ -1,0 +1,137 @@
+"""MuJoCo backend: physics edits go straight into the compiled ``MjModel`` arrays.
+
+Nominal copies of every editable array are kept at load time; :meth:`MujocoSimulator.restore_nominal`
+writes them back, so a reset returns the model exactly to what was loaded (tests compare the arrays).
+Mass edits are followed by ``mj_setConst`` on a scratch ``MjData``, so derived quantities (subtree
+masses, inertia-dependent constants) follow without touching the running state.
+"""
+from __future__ import annotations
+
+
+import mujoco
+import numpy as np
+
+from adaptive_mbrl.envs.robot_spec import RobotSpec
+from adaptive_mbrl.envs.simulator import Simulator, slope_gravity
+
+# Model arrays the perturbations may edit; restored from copies on every restore_nominal().
+EDITABLE_ARRAYS = ("actuator_gear", "body_mass", "body_inertia", "body_ipos", "dof_damping",
+                   "geom_friction", "geom_rgba")
+PAYLOAD_RADIUS_M = 0.05  # payload inertia: a solid sphere of this radius
+
+
+def _ids(model: mujoco.MjModel, kind: mujoco.mjtObj, names: list[str], what: str) -> np.ndarray:
+    ids = []
+    for name in names:
+        index = mujoco.mj_name2id(model, kind, name)
+        if index < 0:
+            raise ValueError(f"the MJCF has no {what} named {name!r}")
+        ids.append(index)
+    return np.array(ids, dtype=np.int64)
+
+
+class MujocoSimulator(Simulator):
+    """A robot from its MJCF in MuJoCo (see :class:`~adaptive_mbrl.envs.simulator.Simulator`)."""
+
+    def __init__(self, robot: RobotSpec) -> None:
+        self.robot = robot
+        self.model = mujoco.MjModel.from_xml_path(str(robot.model_path("mujoco")))
+        if abs(self.model.opt.timestep - robot.timestep) > 1e-12:
+            raise ValueError(f"robot {robot.name!r}: robot.yaml timestep {robot.timestep} differs from the "
+                             f"MJCF's {self.model.opt.timestep}")
+        self.data = mujoco.MjData(self.model)
+        self._scratch = mujoco.MjData(self.model)
+        self.frame_skip = robot.frame_skip
+        self.dt = self.model.opt.timestep * self.frame_skip
+        self.nq, self.nv, self.nu = self.model.nq, self.model.nv, self.model.nu
+        self._actuators = self._actuators_of(robot.actuated_joints)
+        self._payload = int(_ids(self.model, mujoco.mjtObj.mjOBJ_BODY, [robot.payload_body], "body")[0])
+        self._payload_geoms = np.flatnonzero(self.model.geom_bodyid == self._payload)
+        self._robot_bodies = np.array([b for b in range(1, self.model.nbody) if b != self._payload])
+        self._friction_geoms = _ids(self.model, mujoco.mjtObj.mjOBJ_GEOM,
+                                    [robot.ground_geom, *robot.contact_geoms], "geom")
+        self._nominal = {name: getattr(self.model, name).copy() for name in EDITABLE_ARRAYS}
+        self._nominal_gravity = self.model.opt.gravity.copy()
+        self._payload_ipos0 = self.model.body_ipos[self._payload].copy()
+        self._renderer: mujoco.Renderer | None = None
+
+    def _actuators_of(self, joints: list[str]) -> np.ndarray:
+        """Actuator index driving each joint (action order)."""
+        joint_ids = _ids(self.model, mujoco.mjtObj.mjOBJ_JOINT, joints, "joint")
+        driven = {int(j): a for a, j in enumerate(self.model.actuator_trnid[:, 0])}
+        missing = [name for name, j in zip(joints, joint_ids) if int(j) not in driven]
+        if missing:
+            raise ValueError(f"the MJCF has no actuator on joint {missing[0]!r}")
+        return np.array([driven[int(j)] for j in joint_ids], dtype=np.int64)
+
+    # --- state -------------------------------------------------------------------------------------
+    def reference_qpos(self) -> np.ndarray:
+        return self.model.qpos0.copy()
+
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[:] = qpos
+        self.data.qvel[:] = qvel
+        mujoco.mj_forward(self.model, self.data)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.data.qpos, self.data.qvel
+
+    def step(self, action: np.ndarray) -> None:
+        self.data.ctrl[self._actuators] = action
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+
+    # --- physics edits -------------------------------------------------------------------------------
+    def restore_nominal(self) -> None:
+        for name, array in self._nominal.items():
+            getattr(self.model, name)[:] = array
+        self.model.opt.gravity[:] = self._nominal_gravity
+
+    def scale_actuators(self, indices: list[int], scale: float) -> None:
+        self.model.actuator_gear[self._actuators[indices], 0] *= scale
+
+    def add_payload(self, mass_kg: float, offset_m: tuple[float, float, float]) -> None:
+        # Several payloads add up: combine them into one point mass at their common centre of mass.
+        body = self._payload
+        old_mass = self.model.body_mass[body] - self._nominal["body_mass"][body]
+        old_pos = self.model.body_ipos[body]
+        new_pos = self._payload_ipos0 + np.asarray(offset_m, dtype=float)
+        total = old_mass + mass_kg
+        if total <= 0:
+            return
+        self.model.body_ipos[body] = (old_mass * old_pos + mass_kg * new_pos) / total
+        self.model.body_mass[body] = self._nominal["body_mass"][body] + total
+        self.model.body_inertia[body] = 0.4 * total * PAYLOAD_RADIUS_M ** 2
+        self.model.geom_rgba[self._payload_geoms, 3] = 1.0  # show it when rendering
+
+    def scale_friction(self, scale: float) -> None:
+        self.model.geom_friction[self._friction_geoms, 0] *= scale
+
+    def scale_mass(self, scale: float) -> None:
+        self.model.body_mass[self._robot_bodies] *= scale
+        self.model.body_inertia[self._robot_bodies] *= scale
+
+    def scale_damping(self, scale: float) -> None:
+        self.model.dof_damping[:] *= scale
+
+    def set_slope(self, degrees: float) -> None:
+        self.model.opt.gravity[:] = slope_gravity(degrees, float(np.linalg.norm(self._nominal_gravity)))
+
+    def commit_edits(self) -> None:
+        mujoco.mj_setConst(self.model, self._scratch)
+
+    # --- inspection, rendering -------------------------------------------------------------------------
+    def total_mass(self) -> float:
+        return float(self.model.body_mass[1:].sum())
+
+    def render(self, width: int = 480, height: int = 360) -> np.ndarray:
+        if self._renderer is None or (self._renderer.width, self._renderer.height) != (width, height):
+            self._renderer = mujoco.Renderer(self.model, height=height, width=width)
+        camera = "track" if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, "track") >= 0 else -1
+        self._renderer.update_scene(self.data, camera=camera)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

@@ -1,0 +1,121 @@
+"""Observation, reward and termination of each robot, written once for numpy and torch.
+
+The environment and the MPC planner must score transitions with exactly the same function. The reward
+and termination functions below use only operations that numpy arrays and torch tensors share
+(slicing, arithmetic, comparisons, ``.sum(-1)``), so the same code runs on a single numpy transition in
+``env.step`` and on a batch of torch tensors ``[..., obs_dim]`` inside the planner. Everything they need is
+in the observation (e.g. the root's forward velocity after the step), never in hidden simulator state.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from adaptive_mbrl.envs.robot_spec import ObjectiveSpec
+
+Array = Any  # numpy.ndarray or torch.Tensor with the same trailing layout
+
+
+class Objective(Protocol):
+    """What a robot is asked to do. Arrays are ``[..., dim]``; numpy or torch."""
+
+    def obs_dim(self, nq: int, nv: int) -> int:
+        """Length of the observation for a robot with ``nq`` positions and ``nv`` velocities."""
+
+    def observe(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Observation from generalized positions [nq] and velocities [nv] (MuJoCo conventions)."""
+
+    def initial_qpos(self, qpos0: np.ndarray) -> np.ndarray:
+        """Nominal initial positions (before noise) given the model's reference pose."""
+
+    def reward(self, obs: Array, action: Array, next_obs: Array) -> Array:
+        """Reward of transitions: obs [..., o], action [..., a], next_obs [..., o] -> [...]."""
+
+    def terminated(self, next_obs: Array) -> Array:
+        """Whether each next state ends the episode: [..., o] -> bool [...]."""
+
+
+class LocomotionObjective:
+    """Run forward along +x: ``forward_weight * v_x - ctrl_cost * |a|^2 + healthy_reward * healthy``.
+
+    Observation: ``qpos[qpos_skip:]`` then ``qvel``; ``v_x = qvel[0]`` (m/s, the root's forward velocity,
+    measured after the step) sits at index ``nq - qpos_skip``; the root height ``qpos[2]`` (free base) or
+    ``qpos[1]`` (planar base) is in the observation too.
+    """
+
+    def __init__(self, spec: ObjectiveSpec, nq: int, nv: int) -> None:
+        self.spec = spec
+        self.skip = spec.qpos_skip
+        self.vx_index = nq - self.skip
+        # Height of the root: qpos[2] for a free joint (x y z quat), qpos[1] for a planar x-z-pitch root.
+        z_qpos_index = 2 if nq - nv == 1 else 1
+        self.z_index = z_qpos_index - self.skip
+        if spec.healthy_z is not None and self.z_index < 0:
+            raise ValueError("objective.healthy_z needs the root height in the observation; lower qpos_skip")
+
+    def obs_dim(self, nq: int, nv: int) -> int:
+        return nq - self.skip + nv
+
+    def observe(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        return np.concatenate((qpos[self.skip:], qvel))
+
+    def initial_qpos(self, qpos0: np.ndarray) -> np.ndarray:
+        return qpos0.copy()
+
+    def healthy(self, obs: Array) -> Array:
+        """Boolean [...]: root height inside ``healthy_z`` (all True when no range is set)."""
+        z = obs[..., self.z_index]
+        if self.spec.healthy_z is None:
+            return z == z  # all True, same type as z (NaN heights count as unhealthy)
+        lo, hi = self.spec.healthy_z
+        return (z >= lo) & (z <= hi)
+
+    def reward(self, obs: Array, action: Array, next_obs: Array) -> Array:
+        s = self.spec
+        value = s.forward_weight * next_obs[..., self.vx_index] - s.ctrl_cost * (action * action).sum(-1)
+        if s.healthy_reward:
+            value = value + s.healthy_reward * self.healthy(next_obs)
+        return value
+
+    def terminated(self, next_obs: Array) -> Array:
+        if self.spec.healthy_z is None:
+            return next_obs[..., 0] != next_obs[..., 0]  # all False (True only for NaN)
+        return ~self.healthy(next_obs)
+
+
+class CartPoleSwingUpObjective:
+    """Swing the pole up and keep the cart near the centre.
+
+    Observation ``[x (m), cos(theta), sin(theta), x_dot (m/s), theta_dot (rad/s)]``, theta = 0 upright.
+    Reward ``cos(theta) - 0.01 x^2 - ctrl_cost |a|^2`` (cos from the next observation). No termination.
+    """
+
+    def __init__(self, spec: ObjectiveSpec, nq: int, nv: int) -> None:
+        if (nq, nv) != (2, 2):
+            raise ValueError(f"cartpole_swingup needs a slider and a hinge (nq = nv = 2), got nq={nq}, nv={nv}")
+        self.spec = spec
+
+    def obs_dim(self, nq: int, nv: int) -> int:
+        return 5
+
+    def observe(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        return np.array((qpos[0], np.cos(qpos[1]), np.sin(qpos[1]), qvel[0], qvel[1]))
+
+    def initial_qpos(self, qpos0: np.ndarray) -> np.ndarray:
+        qpos = qpos0.copy()
+        qpos[1] = np.pi  # hanging down
+        return qpos
+
+    def reward(self, obs: Array, action: Array, next_obs: Array) -> Array:
+        x = next_obs[..., 0]
+        return next_obs[..., 1] - 0.01 * x * x - self.spec.ctrl_cost * (action * action).sum(-1)
+
+    def terminated(self, next_obs: Array) -> Array:
+        return next_obs[..., 0] != next_obs[..., 0]  # all False (True only for NaN)
+
+
+def make_objective(spec: ObjectiveSpec, nq: int, nv: int) -> Objective:
+    """Build the objective named by ``spec.type`` for a robot with ``nq`` positions, ``nv`` velocities."""
+    kinds = {"locomotion": LocomotionObjective, "cartpole_swingup": CartPoleSwingUpObjective}
+    return kinds[spec.type](spec, nq, nv)
