@@ -45,6 +45,8 @@ class MujocoSimulator(Simulator):
         self.dt = self.model.opt.timestep * self.frame_skip
         self.nq, self.nv, self.nu = self.model.nq, self.model.nv, self.model.nu
         self._actuators = self._actuators_of(robot.actuated_joints)
+        identity = np.array_equal(self._actuators, np.arange(self.nu))
+        self._ctrl_index = slice(None) if identity else self._actuators  # slice writes are faster
         self._payload = int(_ids(self.model, mujoco.mjtObj.mjOBJ_BODY, [robot.payload_body], "body")[0])
         self._payload_geoms = np.flatnonzero(self.model.geom_bodyid == self._payload)
         self._robot_bodies = np.array([b for b in range(1, self.model.nbody) if b != self._payload])
@@ -78,7 +80,7 @@ class MujocoSimulator(Simulator):
         return self.data.qpos, self.data.qvel
 
     def step(self, action: np.ndarray) -> None:
-        self.data.ctrl[self._actuators] = action
+        self.data.ctrl[self._ctrl_index] = action
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
 
     # --- physics edits -------------------------------------------------------------------------------

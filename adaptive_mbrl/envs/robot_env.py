@@ -6,6 +6,7 @@ the robot's objective (the same function the planner calls on torch batches). Th
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -43,6 +44,7 @@ class RobotEnv(gym.Env):
         obs_dim = self.objective.obs_dim(sim.nq, sim.nv)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (sim.nu,), np.float32)
+        self._action_shape = (sim.nu,)
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / sim.dt))}
         self.dt = sim.dt
         self._pending_seed: int | None = None
@@ -87,17 +89,18 @@ class RobotEnv(gym.Env):
         return self._obs.copy(), self._info(False)
 
     def step(self, action: np.ndarray):
-        changed = False
-        event = self._events.get(self._steps)
-        if event is not None:
+        changed = self._steps in self._events
+        if changed:
+            event = self._events[self._steps]
             self._set_active(list(event.perturbations) if event.replace
                              else self._active + list(event.perturbations))
-            changed = True
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        if action.shape != (self.sim.nu,):
-            raise ValueError(f"action has shape {action.shape}; expected ({self.sim.nu},)")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"action contains NaN or infinite values: {action}")
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self._action_shape:
+            raise ValueError(f"action has shape {action.shape}; expected {self._action_shape}")
+        action = np.minimum(np.maximum(action, -1.0), 1.0)  # NaN passes through and is caught next
+        squared_norm = np.dot(action, action)
+        if squared_norm != squared_norm:
+            raise ValueError(f"action contains NaN: {action}")
         self.sim.step(action)
         obs = self.objective.observe(*self.sim.state())
         reward = float(self.objective.reward(self._obs, action, obs))
@@ -133,4 +136,5 @@ class RobotEnv(gym.Env):
                            "active_perturbations": [describe(p) for p in perturbations]}
 
     def _info(self, changed: bool) -> dict[str, Any]:
-        return {**self._info_task, "perturbation_changed": changed, "step": self._steps}
+        # A deep copy: every call returns fresh objects, so a caller editing one info cannot change another.
+        return {**copy.deepcopy(self._info_task), "perturbation_changed": changed, "step": self._steps}
