@@ -76,14 +76,15 @@ def _check_bounds(value: Any, meta: typing.Mapping[str, Any], source: str, path:
     if not isinstance(value, (int, float)):
         return
     lo, hi = meta.get("lo"), meta.get("hi")
-    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
-        rel = "above" if meta.get("lo_open") else "at least"
-        raise ConfigError(source, path, f"{value!r} is out of range; allowed: {rel} {lo}"
-                          + (f" and at most {hi}" if hi is not None else ""))
-    if hi is not None and (value > hi or (meta.get("hi_open") and value == hi)):
-        rel = "below" if meta.get("hi_open") else "at most"
-        raise ConfigError(source, path, f"{value!r} is out of range; allowed: {rel} {hi}"
-                          + (f" and at least {lo}" if lo is not None else ""))
+    if lo is None and hi is None:
+        return
+    allowed = " and ".join(
+        ([f"{'above' if meta.get('lo_open') else 'at least'} {lo}"] if lo is not None else [])
+        + ([f"{'below' if meta.get('hi_open') else 'at most'} {hi}"] if hi is not None else []))
+    too_low = lo is not None and (value < lo or (meta.get("lo_open") and value == lo))
+    too_high = hi is not None and (value > hi or (meta.get("hi_open") and value == hi))
+    if too_low or too_high or value != value:  # NaN compares false with every bound
+        raise ConfigError(source, path, f"{value!r} is out of range; allowed: {allowed}")
 
 
 def _convert(value: Any, tp: Any, source: str, path: str) -> Any:

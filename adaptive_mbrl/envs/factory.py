@@ -1,10 +1,12 @@
 """``make(robot, scenario, backend, seed)``: the one way to build an environment."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import yaml
 
+from adaptive_mbrl.config import ConfigError
 from adaptive_mbrl.envs.robot_env import RobotEnv
 from adaptive_mbrl.envs.robot_spec import BACKENDS, RobotSpec, load_robot
 from adaptive_mbrl.envs.scenarios import ScenarioSpec, get_scenario, parse_scenario_file
@@ -28,10 +30,19 @@ def resolve_scenario(robot: RobotSpec, scenario: str | ScenarioSpec) -> Scenario
     if isinstance(scenario, ScenarioSpec):
         if scenario.robot and scenario.robot != robot.name:
             raise ValueError(f"scenario {scenario.name!r} is for robot {scenario.robot!r}, not {robot.name!r}")
-        return scenario
+        # A spec built in code has not been through the file loader: check it against this robot, and bind it
+        # to the robot (its templates are resolved by robot name when tasks are sampled).
+        scenario.validate(robot, "<ScenarioSpec>", scenario.name or "scenario")
+        return scenario if scenario.robot else dataclasses.replace(scenario, robot=robot.name)
     if ":" in scenario and scenario.split(":", 1)[0].endswith((".yaml", ".yml")):
         file, name = scenario.split(":", 1)
-        scenarios = parse_scenario_file(yaml.safe_load(Path(file).read_text()), robot, file)
+        try:
+            data = yaml.safe_load(Path(file).read_text())
+        except FileNotFoundError:
+            raise ConfigError(file, "", "scenario file not found") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(file, "", f"not valid YAML: {err}") from None
+        scenarios = parse_scenario_file(data, robot, file)
         if name not in scenarios:
             raise ValueError(f"{file}: no scenario {name!r}; allowed: {', '.join(scenarios)}")
         return scenarios[name]

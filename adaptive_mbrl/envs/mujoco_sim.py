@@ -15,7 +15,7 @@ from adaptive_mbrl.envs.robot_spec import RobotSpec
 from adaptive_mbrl.envs.simulator import Simulator, slope_gravity
 
 # Model arrays the perturbations may edit; restored from copies on every restore_nominal().
-EDITABLE_ARRAYS = ("actuator_gear", "body_mass", "body_inertia", "body_ipos", "dof_damping",
+EDITABLE_ARRAYS = ("actuator_gear", "body_mass", "body_inertia", "body_ipos", "body_iquat", "dof_damping",
                    "geom_friction", "geom_rgba")
 PAYLOAD_RADIUS_M = 0.05  # payload inertia: a solid sphere of this radius
 
@@ -88,22 +88,42 @@ class MujocoSimulator(Simulator):
         for name, array in self._nominal.items():
             getattr(self.model, name)[:] = array
         self.model.opt.gravity[:] = self._nominal_gravity
+        # Derived constants (body_subtreemass, dof_M0, actuator_acc0, ...) must follow the restored arrays too.
+        mujoco.mj_setConst(self.model, self._scratch)
 
     def scale_actuators(self, indices: list[int], scale: float) -> None:
         self.model.actuator_gear[self._actuators[indices], 0] *= scale
 
     def add_payload(self, mass_kg: float, offset_m: tuple[float, float, float]) -> None:
-        # Several payloads add up: combine them into one point mass at their common centre of mass.
-        body = self._payload
-        old_mass = self.model.body_mass[body] - self._nominal["body_mass"][body]
-        old_pos = self.model.body_ipos[body]
-        new_pos = self._payload_ipos0 + np.asarray(offset_m, dtype=float)
-        total = old_mass + mass_kg
-        if total <= 0:
+        # The payload body becomes the rigid union of what it carries now and a solid sphere of mass_kg at
+        # offset_m: total mass, common centre of mass and the full inertia tensor about it (parallel-axis
+        # terms included, so several payloads far apart resist rotation as much as separate masses would).
+        if mass_kg <= 0:
             return
-        self.model.body_ipos[body] = (old_mass * old_pos + mass_kg * new_pos) / total
-        self.model.body_mass[body] = self._nominal["body_mass"][body] + total
-        self.model.body_inertia[body] = 0.4 * total * PAYLOAD_RADIUS_M ** 2
+        body = self._payload
+        mass0, com0 = float(self.model.body_mass[body]), self.model.body_ipos[body].copy()
+        rot0 = np.zeros(9)
+        mujoco.mju_quat2Mat(rot0, self.model.body_iquat[body])
+        rot0 = rot0.reshape(3, 3)
+        inertia0 = rot0 @ np.diag(self.model.body_inertia[body]) @ rot0.T
+        com1 = self._payload_ipos0 + np.asarray(offset_m, dtype=float)
+        inertia1 = 0.4 * mass_kg * PAYLOAD_RADIUS_M ** 2 * np.eye(3)
+        total = mass0 + mass_kg
+        com = (mass0 * com0 + mass_kg * com1) / total
+
+        def about_com(mass: float, inertia: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            d = pos - com
+            return inertia + mass * (d @ d * np.eye(3) - np.outer(d, d))
+
+        principal, axes = np.linalg.eigh(about_com(mass0, inertia0, com0) + about_com(mass_kg, inertia1, com1))
+        if np.linalg.det(axes) < 0:
+            axes[:, 0] = -axes[:, 0]  # a proper rotation
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, axes.flatten())
+        self.model.body_mass[body] = total
+        self.model.body_ipos[body] = com
+        self.model.body_inertia[body] = principal
+        self.model.body_iquat[body] = quat
         self.model.geom_rgba[self._payload_geoms, 3] = 1.0  # show it when rendering
 
     def scale_friction(self, scale: float) -> None:

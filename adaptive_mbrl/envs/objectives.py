@@ -119,3 +119,20 @@ def make_objective(spec: ObjectiveSpec, nq: int, nv: int) -> Objective:
     """Build the objective named by ``spec.type`` for a robot with ``nq`` positions, ``nv`` velocities."""
     kinds = {"locomotion": LocomotionObjective, "cartpole_swingup": CartPoleSwingUpObjective}
     return kinds[spec.type](spec, nq, nv)
+
+
+def robot_objective(robot: str, backend: str | None = None) -> Objective:
+    """The objective of a shipped robot, built without keeping a simulator around.
+
+    ``backend`` picks the model file whose sizes (nq, nv) define the observation layout; default: the
+    robot's first listed backend.
+    """
+    from adaptive_mbrl.envs.factory import make_simulator
+    from adaptive_mbrl.envs.robot_spec import load_robot
+
+    spec = load_robot(robot)
+    sim = make_simulator(spec, backend or next(iter(spec.models)))
+    try:
+        return make_objective(spec.objective, sim.nq, sim.nv)
+    finally:
+        sim.close()

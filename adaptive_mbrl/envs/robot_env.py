@@ -48,6 +48,7 @@ class RobotEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / sim.dt))}
         self.dt = sim.dt
         self._pending_seed: int | None = None
+        self._task_rng: np.random.Generator | None = None
         self._task = Task()
         self._active: list[Perturbation] = []
         self._events: dict[int, Any] = {}
@@ -66,9 +67,15 @@ class RobotEnv(gym.Env):
 
     # --- gymnasium API ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is None and self._pending_seed is not None:
-            seed, self._pending_seed = self._pending_seed, None
+        if seed is None:
+            seed = self._pending_seed
+        self._pending_seed = None  # make()'s seed serves the first reset only; an explicit seed there wins
         super().reset(seed=seed)
+        if seed is not None or self._task_rng is None:
+            # Tasks are drawn from a stream of their own, so the initial state depends on the seed only and
+            # not on the scenario's samplers: one seed gives the same start under every scenario and task.
+            self._task_rng = np.random.default_rng(
+                None if seed is None else np.random.SeedSequence(seed, spawn_key=(1,)))
         options = options or {}
         unknown = sorted(set(options) - {"task"})
         if unknown:
@@ -76,7 +83,7 @@ class RobotEnv(gym.Env):
         task = options.get("task")
         if task is not None and not isinstance(task, Task):
             raise TypeError(f"reset(options={{'task': ...}}) needs an adaptive_mbrl Task, got {type(task).__name__}")
-        self._task = task if task is not None else self.scenario.sample(self.np_random)
+        self._task = task if task is not None else self.scenario.sample(self._task_rng)
         self._events = {e.at_step: e for e in self._task.events}
         self._set_active(list(self._task.at_reset))
         noise = self.robot.init_noise

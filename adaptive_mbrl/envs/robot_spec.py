@@ -66,7 +66,12 @@ class ObjectiveSpec:
 
 @dataclass(frozen=True)
 class RobotSpec:
-    """One robot, backend-independent. Loaded with :func:`load_robot`."""
+    """One robot, backend-independent. Loaded with :func:`load_robot`.
+
+    ``init_joint_pos`` (optional, rad or m, action order): the actuated joints' angles in the reference
+    pose, for robots whose model file has no standing pose (URDF quadrupeds); used by the PyBullet backend's
+    ``reference_qpos()``. Empty: the pose written in the model file.
+    """
 
     name: str
     description: str
@@ -83,6 +88,7 @@ class RobotSpec:
     actuator_gears: list[float] = field(default_factory=list)
     init_noise: InitNoise = field(default_factory=InitNoise)
     objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    init_joint_pos: list[float] = field(default_factory=list)
     folder: str = ""
 
     def __post_init__(self) -> None:
@@ -94,6 +100,9 @@ class RobotSpec:
             if missing:
                 raise ValueError(f"legs.{leg}: joint {missing[0]!r} is not an actuated joint; "
                                  f"allowed: {', '.join(self.actuated_joints)}")
+        if self.init_joint_pos and len(self.init_joint_pos) != len(self.actuated_joints):
+            raise ValueError("init_joint_pos: needs one angle per actuated joint "
+                             f"({len(self.actuated_joints)}), got {len(self.init_joint_pos)}")
         if self.actuator_gears and len(self.actuator_gears) != len(self.actuated_joints):
             raise ValueError("actuator_gears: needs one gear per actuated joint "
                              f"({len(self.actuated_joints)}), got {len(self.actuator_gears)}")

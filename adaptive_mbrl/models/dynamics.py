@@ -146,15 +146,13 @@ class DynamicsModel(nn.Module):
         for layer in self.layers[:-1]:
             h = self._act(layer(h, member))
         h = self.layers[-1](h, member)
-        if h.dim() == 3 and self.ensemble_size == 1 and not stacked:
-            h = h[0]
-        return h.reshape(*h.shape[:-2], *lead, self.obs_dim) if h.dim() == 3 else h.reshape(*lead, self.obs_dim)
+        if h.dim() == 3:  # [E, M, o]
+            return h.reshape(h.shape[0], *lead, self.obs_dim)
+        return h.reshape(*lead, self.obs_dim)
 
     def _inputs(self, obs_n: Tensor, act_n: Tensor, context: Tensor | None) -> Tensor:
         """Concatenate ``[obs_n, act_n, context]`` along the last axis, checking sizes."""
-        if obs_n.shape[-1] != self.obs_dim or act_n.shape[-1] != self.act_dim:
-            raise ValueError(f"expected obs [..., {self.obs_dim}] and act [..., {self.act_dim}], "
-                             f"got {list(obs_n.shape)} and {list(act_n.shape)}")
+        self._check_sizes(obs_n, act_n)
         parts = [obs_n, act_n]
         if self.context_dim:
             if context is None or context.shape[-1] != self.context_dim:
@@ -167,6 +165,11 @@ class DynamicsModel(nn.Module):
             shape = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))
             parts = [p.expand(*shape, p.shape[-1]) for p in parts]
         return torch.cat(parts, dim=-1)
+
+    def _check_sizes(self, obs: Tensor, act: Tensor) -> None:
+        if obs.shape[-1] != self.obs_dim or act.shape[-1] != self.act_dim:
+            raise ValueError(f"expected obs [..., {self.obs_dim}] and act [..., {self.act_dim}], "
+                             f"got {list(obs.shape)} and {list(act.shape)}")
 
     # --- raw units --------------------------------------------------------------------------------------
     def predict(self, obs: Tensor, act: Tensor, context: Tensor | None = None, *,
@@ -182,6 +185,7 @@ class DynamicsModel(nn.Module):
         Returns:
             ``[..., o]`` (or ``[E, ..., o]`` for ``"all"`` / ``stacked``).
         """
+        self._check_sizes(obs, act)
         index = member if isinstance(member, int) and self.ensemble_size > 1 else None
         delta_n = self(self.obs_norm.normalize(obs), self.act_norm.normalize(act), context,
                        member=index, stacked=stacked)
@@ -200,6 +204,7 @@ class DynamicsModel(nn.Module):
         Returns:
             scalar (unitless).
         """
+        self._check_sizes(obs, act)
         target = self.delta_norm.normalize(next_obs - obs)
         pred = self(self.obs_norm.normalize(obs), self.act_norm.normalize(act), context, stacked=stacked)
         err = (pred - target).square()

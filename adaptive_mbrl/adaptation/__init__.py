@@ -1,0 +1,4 @@
+"""Online adapters: how a controller turns its latest transitions into the model it plans with."""
+from adaptive_mbrl.adaptation.base import ADAPTERS, Adapter, AdapterConfig, NoAdaptation, make_adapter
+
+__all__ = ["ADAPTERS", "Adapter", "AdapterConfig", "NoAdaptation", "make_adapter"]

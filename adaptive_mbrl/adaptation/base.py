@@ -1,0 +1,96 @@
+"""The adapter interface and the registry of adapters.
+
+An adapter owns the dynamics model a controller plans with. Every control step the controller hands it
+the last ``M`` transitions (:meth:`Adapter.adapt`); the adapter updates its adapted parameters or state,
+and :meth:`Adapter.predict` is what the planner rolls out. :meth:`Adapter.reset` restores the prior
+(the trained weights). Adapters:
+
+- ``none``: MB, no adaptation.
+- ``finetune``: MB+DE (dynamic evaluation), gradient steps on the last M transitions every step.
+- ``grbal`` / ``rebal``: meta-trained gradient / recurrent adaptation (registered by their modules).
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+from torch import Tensor
+
+from adaptive_mbrl.config import bounded
+from adaptive_mbrl.models.dynamics import DynamicsModel
+
+AdapterKind = Literal["none", "finetune", "grbal", "rebal"]
+
+
+@dataclass
+class AdapterConfig:
+    """Online adaptation settings.
+
+    Attributes:
+        kind: ``none`` (MB), ``finetune`` (MB+DE), ``grbal`` or ``rebal``.
+        window: M, how many of the latest transitions adaptation looks at.
+        steps: gradient steps per control step (finetune, grbal).
+        learning_rate: step size of those gradient steps.
+        optimizer: ``sgd`` or ``adam`` (finetune only; GrBAL's inner step is plain SGD as meta-trained).
+        reset_each_step: finetune only: restart every step from the trained weights (True) or keep
+            accumulating updates through the episode (False, classic dynamic evaluation).
+    """
+
+    kind: AdapterKind = "none"
+    window: int = bounded(16, lo=1)
+    steps: int = bounded(1, lo=0)
+    learning_rate: float = bounded(1e-3, lo=0.0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    reset_each_step: bool = False
+
+
+class Adapter(abc.ABC):
+    """Holds the prior model and the adapted version used for planning."""
+
+    def __init__(self, model: DynamicsModel, config: AdapterConfig) -> None:
+        self.model, self.config = model, config
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Forget the episode: back to the prior."""
+
+    @abc.abstractmethod
+    def adapt(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> None:
+        """Adapt to the latest transitions ``[m, o], [m, a], [m, o]`` (raw units, m <= window, oldest first)."""
+
+    @abc.abstractmethod
+    def predict(self, obs: Tensor, action: Tensor) -> Tensor:
+        """Adapted one-step prediction ``[..., o], [..., a] -> [..., o]`` (raw units)."""
+
+
+class NoAdaptation(Adapter):
+    """MB: plan with the trained model as it is."""
+
+    def reset(self) -> None:
+        pass
+
+    def adapt(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> None:
+        pass
+
+    def predict(self, obs: Tensor, action: Tensor) -> Tensor:
+        return self.model.predict(obs, action)
+
+
+ADAPTERS: dict[str, Callable[[DynamicsModel, AdapterConfig], Adapter]] = {"none": NoAdaptation}
+
+
+def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
+    """Build the adapter named by ``config.kind`` around ``model``."""
+    if config.kind not in ADAPTERS:
+        import adaptive_mbrl.adaptation.finetune  # noqa: F401  (registers itself)
+    if config.kind not in ADAPTERS:
+        raise ValueError(f"adapter {config.kind!r} is not available; allowed: {', '.join(sorted(ADAPTERS))}")
+    return ADAPTERS[config.kind](model, config)
+
+
+def window_loss(model: DynamicsModel, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+    """The model's training loss on a window of transitions (scalar)."""
+    with torch.enable_grad():
+        return model.loss(obs, action, next_obs)

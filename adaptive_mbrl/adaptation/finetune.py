@@ -1,0 +1,49 @@
+"""MB+DE: dynamic evaluation, plain gradient fine-tuning on the latest transitions at run time."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from adaptive_mbrl.adaptation.base import ADAPTERS, Adapter, AdapterConfig
+from adaptive_mbrl.models.dynamics import DynamicsModel
+
+
+class FinetuneAdapter(Adapter):
+    """``steps`` gradient steps on the last M transitions every control step.
+
+    The model starts each episode from the trained weights (restored by :meth:`reset`). By default the
+    updates accumulate through the episode (dynamic evaluation); ``reset_each_step`` restarts every step
+    from the trained weights instead. The normalisers stay as trained.
+    """
+
+    def __init__(self, model: DynamicsModel, config: AdapterConfig) -> None:
+        super().__init__(model, config)
+        self.adapted = copy.deepcopy(model)
+        self._prior = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        params = [p for p in self.adapted.parameters() if p.requires_grad]
+        if config.optimizer == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=config.learning_rate)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=config.learning_rate)
+
+    def reset(self) -> None:
+        self.adapted.load_state_dict(self._prior)
+        self.optimizer.state.clear()
+
+    def adapt(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> None:
+        if self.config.reset_each_step:
+            self.reset()
+        with torch.enable_grad(), torch.inference_mode(False):
+            for _ in range(self.config.steps):
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = self.adapted.loss(obs.clone(), action.clone(), next_obs.clone())
+                loss.backward()
+                self.optimizer.step()
+
+    def predict(self, obs: Tensor, action: Tensor) -> Tensor:
+        return self.adapted.predict(obs, action)
+
+
+ADAPTERS["finetune"] = FinetuneAdapter

@@ -1,0 +1,31 @@
+"""The cross-entropy method over action sequences."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from adaptive_mbrl.planning.base import Planner, select_elites
+
+
+class CEM(Planner):
+    """Cross-entropy method with a diagonal Gaussian per environment over ``[H, a]``.
+
+    Each iteration draws ``samples`` sequences from ``N(mean, std^2)`` (clamped to ``[-1, 1]``), keeps the
+    ``elites`` best **per environment, over the samples axis**, and moves ``mean`` / ``std`` towards the
+    elites' (with ``smoothing``). The mean starts from the previous step's solution shifted by one step
+    and the std from ``init_std``. Executes the final mean.
+    """
+
+    def _optimize(self, obs: Tensor, score: Callable[[Tensor], Tensor], mean: Tensor) -> tuple[Tensor, Tensor]:
+        c = self.config
+        std = torch.full_like(mean, c.init_std)
+        for _ in range(c.iterations):
+            actions = self._gaussian(mean, std, c.samples)
+            elites, _ = select_elites(actions, score(actions), c.elites)
+            mean = c.smoothing * mean + (1.0 - c.smoothing) * elites.mean(dim=1)
+            std = c.smoothing * std + (1.0 - c.smoothing) * elites.std(dim=1, unbiased=False)
+            if float(std.max()) < c.min_std:
+                break
+        return mean, mean

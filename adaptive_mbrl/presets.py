@@ -1,0 +1,68 @@
+"""Controller presets: ``controllers/<name>.yaml`` -> :class:`ControllerPreset`.
+
+A preset fixes everything a method needs: the dynamics network, the online adapter, the planner, and
+how the model is trained. ``adaptive-mbrl list`` shows the shipped ones; a path to your own YAML works
+wherever a preset name does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adaptive_mbrl.adaptation.base import AdapterConfig
+from adaptive_mbrl.config import bounded, load_yaml
+from adaptive_mbrl.models.dynamics import ModelConfig
+from adaptive_mbrl.paths import controllers_dir
+from adaptive_mbrl.planning import PlannerConfig
+
+
+@dataclass
+class TrainingConfig:
+    """How a model-based preset is trained (``adaptive-mbrl train``).
+
+    Attributes:
+        random_steps: environment steps of uniformly random actions collected first.
+        iterations: on-policy rounds of (collect with the MPC controller -> refit the model).
+        steps_per_iteration: environment steps collected per round (across all parallel envs).
+        parallel_envs: environments stepped in lockstep; the planner plans for all in one batched call.
+        episode_steps: episode length while collecting (0 = the robot's own).
+        epochs: maximum fitting epochs after each round (early stopping on a validation split).
+        first_epochs: maximum fitting epochs on the random data.
+    """
+
+    random_steps: int = bounded(5000, lo=1)
+    iterations: int = bounded(10, lo=0)
+    steps_per_iteration: int = bounded(5000, lo=1)
+    parallel_envs: int = bounded(4, lo=1)
+    episode_steps: int = bounded(0, lo=0)
+    epochs: int = bounded(20, lo=1)
+    first_epochs: int = bounded(60, lo=1)
+
+
+@dataclass
+class ControllerPreset:
+    """One method: model + adapter + planner (+ how to train it)."""
+
+    name: str
+    planner: PlannerConfig
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped controller presets."""
+    return sorted(p.stem for p in controllers_dir().glob("*.yaml"))
+
+
+def load_preset(preset: str | Path) -> ControllerPreset:
+    """A shipped preset by name, or a preset YAML file by path; unknown names list the allowed ones."""
+    path = Path(preset)
+    if path.suffix not in (".yaml", ".yml"):
+        names = list_presets()
+        if str(preset) not in names:
+            raise ValueError(f"unknown controller preset {preset!r}; allowed: {', '.join(names)} "
+                             "or a path to a preset .yaml")
+        path = controllers_dir() / f"{preset}.yaml"
+    return load_yaml(ControllerPreset, path)

@@ -1,0 +1,1 @@
+"""Data collection, transition buffers, training loops and checkpoints."""

@@ -1,0 +1,150 @@
+"""A transition buffer that keeps trajectory boundaries and task labels.
+
+Transitions are stored in float32 numpy arrays that grow as needed. Each transition remembers its
+episode and its task, so the meta-learners can sample *segments*: M past + K future consecutive
+transitions of one episode, all under one task (never across an episode boundary).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FIELDS = ("obs", "action", "next_obs", "reward", "done", "episode", "step", "task")
+
+
+class TransitionBuffer:
+    """Growable store of transitions ``(obs [o], action [a], next_obs [o], reward, done)``.
+
+    Also per transition: ``episode`` (int id), ``step`` (index within the episode) and ``task`` (an int
+    label; :attr:`task_names` maps it to the task id string given to :meth:`add`).
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int = 4096) -> None:
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.size = 0
+        self.task_names: list[str] = []
+        self._next_episode = 0
+        self._data = self._allocate(max(capacity, 1))
+
+    def _allocate(self, capacity: int) -> dict[str, np.ndarray]:
+        return {"obs": np.zeros((capacity, self.obs_dim), np.float32),
+                "action": np.zeros((capacity, self.action_dim), np.float32),
+                "next_obs": np.zeros((capacity, self.obs_dim), np.float32),
+                "reward": np.zeros(capacity, np.float32), "done": np.zeros(capacity, bool),
+                "episode": np.zeros(capacity, np.int64), "step": np.zeros(capacity, np.int64),
+                "task": np.zeros(capacity, np.int64)}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def new_episode(self) -> int:
+        """Reserve and return a fresh episode id."""
+        self._next_episode += 1
+        return self._next_episode - 1
+
+    def _grow(self, needed: int) -> None:
+        capacity = len(self._data["reward"])
+        if needed <= capacity:
+            return
+        new = self._allocate(max(needed, 2 * capacity))
+        for key, array in self._data.items():
+            new[key][: self.size] = array[: self.size]
+        self._data = new
+
+    def add(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, reward: np.ndarray,
+            done: np.ndarray, episode: int, step: np.ndarray | int, task: str = "") -> None:
+        """Append transitions of one episode: arrays [n, ...] (or a single transition without the n axis).
+
+        Args:
+            episode: id from :meth:`new_episode`.
+            step: index within the episode of the first transition (int) or of each one ([n]).
+            task: the task id (e.g. ``info["task_id"]``); mid-episode changes may use a new id.
+        """
+        obs = np.atleast_2d(np.asarray(obs, np.float32))
+        n = len(obs)
+        arrays = {"obs": obs, "action": np.asarray(action, np.float32).reshape(n, self.action_dim),
+                  "next_obs": np.asarray(next_obs, np.float32).reshape(n, self.obs_dim),
+                  "reward": np.asarray(reward, np.float32).reshape(n), "done": np.asarray(done, bool).reshape(n)}
+        if obs.shape[1] != self.obs_dim:
+            raise ValueError(f"obs has {obs.shape[1]} dims; the buffer holds {self.obs_dim}")
+        if task not in self.task_names:
+            self.task_names.append(task)
+        self._grow(self.size + n)
+        end = self.size + n
+        for key, value in arrays.items():
+            self._data[key][self.size:end] = value
+        self._data["episode"][self.size:end] = episode
+        self._data["step"][self.size:end] = np.arange(n) + step if np.isscalar(step) else step
+        self._data["task"][self.size:end] = self.task_names.index(task)
+        self.size = end
+
+    def array(self, key: str) -> np.ndarray:
+        """View of the stored ``key`` array, [size, ...]."""
+        return self._data[key][: self.size]
+
+    def tensors(self, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """All stored transitions as tensors on ``device`` (obs, action, next_obs, reward)."""
+        return {k: torch.as_tensor(self.array(k), device=device) for k in ("obs", "action", "next_obs", "reward")}
+
+    def sample(self, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``batch`` transitions drawn uniformly with replacement."""
+        index = rng.integers(0, self.size, batch)
+        return {k: self._data[k][index] for k in ("obs", "action", "next_obs", "reward", "task")}
+
+    def segment_starts(self, length: int) -> np.ndarray:
+        """Indices i such that transitions i..i+length-1 are consecutive steps of one episode and task."""
+        if self.size < length:
+            return np.zeros(0, np.int64)
+        episode, step, task = self.array("episode"), self.array("step"), self.array("task")
+        n = self.size - length + 1
+        ok = np.ones(n, bool)
+        for offset in range(1, length):
+            ok &= (episode[offset:offset + n] == episode[:n]) & (step[offset:offset + n] == step[:n] + offset)
+            ok &= task[offset:offset + n] == task[:n]
+        return np.flatnonzero(ok)
+
+    def sample_segments(self, batch: int, length: int, rng: np.random.Generator,
+                        starts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """``batch`` segments of ``length`` consecutive transitions: arrays [batch, length, ...].
+
+        ``starts`` (from :meth:`segment_starts`) can be passed to avoid recomputing them.
+        """
+        starts = self.segment_starts(length) if starts is None else starts
+        if len(starts) == 0:
+            raise ValueError(f"no episode holds {length} consecutive transitions yet ({self.size} stored)")
+        index = starts[rng.integers(0, len(starts), batch)][:, None] + np.arange(length)
+        return {k: self._data[k][index] for k in ("obs", "action", "next_obs", "reward", "task")}
+
+    # --- persistence ---------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the buffer to ``path`` (.npz) atomically (a crash leaves the old file intact)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: self.array(k) for k in FIELDS}
+        arrays["task_names"] = np.array(self.task_names, dtype=str)
+        arrays["meta"] = np.array([self.obs_dim, self.action_dim, self._next_episode])
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+        os.close(fd)
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TransitionBuffer":
+        """Read a buffer written by :meth:`save`."""
+        with np.load(path) as data:
+            obs_dim, action_dim, next_episode = (int(v) for v in data["meta"])
+            buffer = cls(obs_dim, action_dim, capacity=len(data["reward"]))
+            buffer.task_names = [str(t) for t in data["task_names"]]
+            for key in FIELDS:
+                buffer._data[key][: len(data[key])] = data[key]
+            buffer.size = len(data["reward"])
+            buffer._next_episode = next_episode
+        return buffer

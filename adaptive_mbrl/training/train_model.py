@@ -1,0 +1,150 @@
+"""Train a dynamics model for MB / MB+DE: random data, then rounds of (MPC collection -> refit).
+
+A run folder holds ``config.yaml`` (the resolved preset and run settings), ``buffer.npz`` (all data),
+``model.pt`` (the latest checkpoint), ``progress.json`` (iteration, env steps, returns, losses,
+wall-clock) and ``metrics.csv``. Every file is written atomically after every round, so ``resume=True``
+continues a killed run from its last finished round with nothing lost.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from adaptive_mbrl.config import to_dict
+from adaptive_mbrl.models.dynamics import DynamicsModel
+from adaptive_mbrl.models.fitting import fit
+from adaptive_mbrl.models.state import load_model_state
+from adaptive_mbrl.planning import TrajectoryScorer, make_planner
+from adaptive_mbrl.presets import ControllerPreset
+from adaptive_mbrl.training.buffer import TransitionBuffer
+from adaptive_mbrl.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from adaptive_mbrl.training.collect import VectorCollector, planner_policy, random_policy
+
+
+@dataclass
+class RunSettings:
+    """What to train on: robot, training scenario, backend, seed, device."""
+
+    robot: str
+    scenario: str = "nominal"
+    backend: str = "mujoco"
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _write_progress(run_dir: Path, progress: dict) -> None:
+    atomic_write(run_dir / "progress.json", lambda tmp: Path(tmp).write_text(json.dumps(progress, indent=1)))
+    rows = progress["history"]
+    if rows:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(text.getvalue()))
+
+
+def _fit(model: DynamicsModel, buffer: TransitionBuffer, epochs: int, generator: torch.Generator,
+         progress: bool | None) -> float:
+    data = buffer.tensors(model.device)
+    result = fit(model, data["obs"], data["action"], data["next_obs"], epochs=epochs, generator=generator,
+                 progress=progress)
+    losses = result.val_losses or result.train_losses
+    return float(losses[result.best_epoch]) if losses else float("nan")
+
+
+def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
+                progress: bool | None = None) -> Path:
+    """Train ``preset``'s model on ``settings.robot`` / ``settings.scenario``; returns the checkpoint path.
+
+    Args:
+        preset: the controller preset (its ``model``, ``planner`` and ``training`` sections are used).
+        settings: robot, scenario, backend, seed, device.
+        run_dir: folder for the run's files (created).
+        resume: continue the run in ``run_dir`` from its last finished round.
+        progress: show progress bars (default: when attached to a terminal).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg, device = preset.training, torch.device(settings.device)
+    config = {"preset": to_dict(preset), "run": to_dict(settings)}
+    ckpt_path = run_dir / "model.pt"
+    state = _resume_state(run_dir, config) if resume else None
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    collector = VectorCollector(settings.robot, settings.scenario, cfg.parallel_envs, settings.backend,
+                                seed=settings.seed * 100_000 + (state["progress"]["episodes_seeded"] if state else 0),
+                                episode_steps=cfg.episode_steps or None)
+    obs_dim, act_dim = collector.obs.shape[1], collector.envs[0].action_space.shape[0]
+    model = DynamicsModel(obs_dim, act_dim, preset.model, device=device)
+    start = time.perf_counter()
+    if state is None:
+        atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+        buffer = TransitionBuffer(obs_dim, act_dim)
+        stats = collector.run(random_policy(act_dim, rng), cfg.random_steps, buffer, progress, "random data")
+        val = _fit(model, buffer, cfg.first_epochs, generator, progress)
+        progress_doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [],
+                        "episodes_seeded": 0}
+        _record(progress_doc, 0, len(buffer), stats.returns, val, time.perf_counter() - start)
+        _save(run_dir, ckpt_path, buffer, model, preset, settings, progress_doc)
+    else:
+        buffer, progress_doc = state["buffer"], state["progress"]
+        load_model_state(model, load_checkpoint(ckpt_path, device)["model_state"])
+        start -= progress_doc["wall_clock_s"]
+    planner = make_planner(preset.planner, act_dim, device=device, seed=settings.seed)
+    scorer = TrajectoryScorer(model.predict, collector.reward_fn, collector.termination_fn)
+    for iteration in range(progress_doc["iteration"] + 1, cfg.iterations + 1):
+        planner.reset()
+        stats = collector.run(planner_policy(planner, scorer, device), cfg.steps_per_iteration, buffer, progress,
+                              f"round {iteration}/{cfg.iterations}", on_reset=lambda i: _reset_row(planner, i))
+        val = _fit(model, buffer, cfg.epochs, generator, progress)
+        _record(progress_doc, iteration, len(buffer), stats.returns, val, time.perf_counter() - start)
+        progress_doc["iteration"] = iteration
+        progress_doc["episodes_seeded"] += len(stats.returns)
+        _save(run_dir, ckpt_path, buffer, model, preset, settings, progress_doc)
+    collector.close()
+    return ckpt_path
+
+
+def _reset_row(planner, row: int) -> None:
+    """Clear one environment's warm start (the planner's state lives in inference mode)."""
+    with torch.inference_mode():
+        planner.reset([row])
+
+
+def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], val_loss: float, wall: float) -> None:
+    doc["history"].append({"iteration": iteration, "env_steps": env_steps,
+                           "mean_return": float(np.mean(returns)) if returns else float("nan"),
+                           "episodes": len(returns), "val_loss": val_loss, "wall_clock_s": round(wall, 1)})
+    doc["env_steps"], doc["wall_clock_s"] = env_steps, wall
+
+
+def _save(run_dir: Path, ckpt_path: Path, buffer: TransitionBuffer, model: DynamicsModel,
+          preset: ControllerPreset, settings: RunSettings, progress_doc: dict) -> None:
+    """Buffer, then checkpoint, then progress: progress only ever points at files already on disk."""
+    buffer.save(run_dir / "buffer.npz")
+    save_checkpoint(ckpt_path, robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
+                    preset=to_dict(preset), model_state=model.state_dict(),
+                    meta={"iteration": progress_doc["iteration"], "env_steps": progress_doc["env_steps"],
+                          "scenario": settings.scenario, "seed": settings.seed})
+    _write_progress(run_dir, progress_doc)
+
+
+def _resume_state(run_dir: Path, config: dict) -> dict | None:
+    """Load what a previous run left, or None if it never finished its first round."""
+    progress_file = run_dir / "progress.json"
+    if not progress_file.exists():
+        return None
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    if saved != yaml.safe_load(yaml.safe_dump(config)):
+        raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
+                         f"(see {run_dir / 'config.yaml'})")
+    return {"progress": json.loads(progress_file.read_text()), "buffer": TransitionBuffer.load(run_dir / "buffer.npz")}

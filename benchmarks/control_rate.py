@@ -1,0 +1,101 @@
+"""Control rate of the full ``act`` + ``observe`` loop per planner, model size and adapter.
+
+    python benchmarks/control_rate.py [--robot half_cheetah] [--steps 60] [--threads 2]
+
+For each configuration: control steps/s (act + observe, the environment step excluded), the model
+evaluations per step (counted, not estimated), the achieved GFLOP/s of those evaluations
+(2 x weights x evaluations per step x rate) and the machine's fp32 matmul peak measured here.
+Real time for half_cheetah / ant is 20 Hz (0.05 s control step). Models are untrained: cost does not
+depend on the weights.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+import adaptive_mbrl as am
+from adaptive_mbrl.adaptation.base import AdapterConfig
+from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.models.dynamics import DynamicsModel, ModelConfig
+from adaptive_mbrl.planning import PlannerConfig
+from adaptive_mbrl.presets import ControllerPreset, load_preset
+
+PLANNERS = {
+    "RS 500x10 (paper)": PlannerConfig(kind="random_shooting", horizon=10, samples=500, iterations=1, elites=1),
+    "iCEM 3x200 H15 (default)": load_preset("mb").planner,
+    "CEM 5x200 H15": PlannerConfig(kind="cem", horizon=15, samples=200, iterations=5, elites=20),
+    "MPPI 3x200 H15": PlannerConfig(kind="mppi", horizon=15, samples=200, iterations=3, elites=20),
+}
+MODELS = {"3x200 silu": ModelConfig(hidden_sizes=[200, 200, 200], activation="silu"),
+          "3x512 relu": ModelConfig(hidden_sizes=[512, 512, 512], activation="relu")}
+ADAPTERS = {"none (MB)": AdapterConfig(kind="none"),
+            "finetune (MB+DE)": AdapterConfig(kind="finetune", steps=1, optimizer="adam")}
+
+
+def matmul_peak_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """fp32 GFLOP/s of a square matmul: the practical peak of this machine."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def measure(robot: str, model_cfg: ModelConfig, planner: PlannerConfig, adapter: AdapterConfig,
+            steps: int) -> tuple[float, float, float]:
+    """(control steps/s, model evaluations per step, weights) for one configuration."""
+    env = am.make(robot, seed=0)
+    obs, _ = env.reset()
+    model = DynamicsModel(obs.shape[0], env.action_space.shape[0], model_cfg)
+    preset = ControllerPreset(name="bench", planner=planner, model=model_cfg, adapter=adapter)
+    controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0)
+    evaluations = [0]
+    predict = controller.scorer.step_fn
+
+    def counting(o, a):
+        evaluations[0] += o[..., 0].numel()
+        return predict(o, a)
+    controller.scorer.step_fn = counting
+    controller.reset()
+    elapsed = 0.0
+    for t in range(steps + 5):
+        start = time.perf_counter()
+        action = controller.act(obs)
+        next_obs, *_ = env.step(action)
+        if t == 4:
+            evaluations[0] = 0
+        controller.observe(obs, action, next_obs)
+        if t >= 5:
+            elapsed += time.perf_counter() - start
+        obs = next_obs
+    weights = sum(p.numel() for n, p in model.named_parameters() if "weight" in n)
+    return steps / elapsed, evaluations[0] / steps, weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--robot", default="half_cheetah")
+    parser.add_argument("--steps", type=int, default=60, help="timed control steps per configuration")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    peak = matmul_peak_gflops()
+    print(f"robot {args.robot}, torch {torch.__version__}, {args.threads} threads, "
+          f"fp32 matmul peak {peak:.0f} GFLOP/s\n")
+    print("| model | planner | adapter | control Hz | model evals/step | GFLOP/s | % of peak |")
+    print("|---|---|---|---|---|---|---|")
+    for model_name, model_cfg in MODELS.items():
+        for planner_name, planner in PLANNERS.items():
+            for adapter_name, adapter in ADAPTERS.items():
+                rate, evals, weights = measure(args.robot, model_cfg, planner, adapter, args.steps)
+                gflops = 2 * weights * evals * rate / 1e9
+                print(f"| {model_name} | {planner_name} | {adapter_name} | {rate:.1f} | {evals:,.0f} | "
+                      f"{gflops:.1f} | {100 * gflops / peak:.0f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

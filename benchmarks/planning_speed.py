@@ -1,0 +1,72 @@
+"""Planning speed: milliseconds per ``plan`` call through a learned model, per model size and planner.
+
+    python benchmarks/planning_speed.py [--threads 1 2] [--envs 1 8] [--repeats 30]
+
+Half-cheetah sizes (obs 17, act 6) and its torch reward; an untrained model with fitted normalisers
+(the cost does not depend on the weights). Reports the median and the best of ``--repeats`` calls, and
+the achieved GFLOP/s of the model (2 x weights x rows per horizon step). The CPU is shared: compare
+numbers taken in one run.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from adaptive_mbrl.models import DynamicsModel, ModelConfig
+from adaptive_mbrl.planning import PlannerConfig, TrajectoryScorer, make_planner
+
+OBS, ACT = 17, 6
+
+
+def reward(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    """Half-cheetah-like: forward velocity (index 8) minus 0.1 |a|^2."""
+    return next_obs[..., 8] - 0.1 * (act * act).sum(-1)
+
+
+def time_plan(model: DynamicsModel, planner_cfg: PlannerConfig, envs: int, repeats: int) -> tuple[float, float]:
+    """(median, best) milliseconds of one ``plan`` call for ``envs`` environments."""
+    planner = make_planner(planner_cfg, ACT, seed=0)
+    scorer = TrajectoryScorer(model.predict, reward)
+    obs = torch.randn(envs, OBS)
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 3):
+            start = time.perf_counter()
+            planner.plan(obs, scorer)
+            if i >= 3:
+                times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times), min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--envs", type=int, nargs="+", default=[1])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[200, 512])
+    parser.add_argument("--activations", nargs="+", default=["silu", "relu"])
+    parser.add_argument("--planners", nargs="+", default=["random_shooting"])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    print(f"{'planner':>16} {'model':>8} {'act':>5} {'thr':>3} {'envs':>4} {'median ms':>10} {'best ms':>8} "
+          f"{'GFLOP/s':>8}")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for kind in args.planners:
+            cfg = PlannerConfig(kind=kind, horizon=10, samples=500, iterations=5 if kind != "random_shooting" else 1)
+            for width in args.hidden:
+                for activation in args.activations:
+                    model = DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[width] * 3, activation=activation))
+                    model.fit_normalizers(torch.randn(100, OBS), torch.rand(100, ACT), torch.randn(100, OBS))
+                    weights = sum(p[0].numel() for p in model.parameters())
+                    for envs in args.envs:
+                        median, best = time_plan(model, cfg, envs, args.repeats)
+                        flops = 2 * weights * cfg.samples * cfg.horizon * cfg.iterations * envs
+                        print(f"{kind:>16} {f'3x{width}':>8} {activation:>5} {threads:>3} {envs:>4} {median:>10.2f} "
+                              f"{best:>8.2f} {flops / best / 1e6:>8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""DynamicsModel: config, shapes, ensembles, functional calls, state loading."""
+import pytest
+import torch
+from torch.func import functional_call
+
+from adaptive_mbrl.config import ConfigError, from_dict
+from adaptive_mbrl.models import (DynamicsModel, ModelConfig, ModelStateError, functional_loss, functional_predict,
+                                  load_model_state)
+
+O, A = 4, 2
+
+
+def make(hidden=(16, 16), ensemble=1, context=0, seed=0, activation="silu"):
+    cfg = from_dict(ModelConfig, {"hidden_sizes": list(hidden), "ensemble_size": ensemble,
+                                  "context_dim": context, "activation": activation})
+    return DynamicsModel(O, A, cfg, seed=seed)
+
+
+def data(n=32, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, O, generator=gen), torch.rand(n, A, generator=gen) * 2 - 1, torch.randn(n, O, generator=gen)
+
+
+def test_config_defaults_and_validation():
+    cfg = from_dict(ModelConfig, {})
+    assert cfg.hidden_sizes == [200, 200, 200] and cfg.activation == "silu" and cfg.ensemble_size == 1
+    with pytest.raises(ConfigError, match="activation"):
+        from_dict(ModelConfig, {"activation": "gelu"})
+    with pytest.raises(ConfigError, match=r"hidden_sizes\[1\]"):
+        from_dict(ModelConfig, {"hidden_sizes": [8, 0]})
+    with pytest.raises(ConfigError, match="ensemble_size"):
+        from_dict(ModelConfig, {"ensemble_size": 0})
+    with pytest.raises(ConfigError, match="learning_rate"):
+        from_dict(ModelConfig, {"learning_rate": 0.0})
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_dict(ModelConfig, {"layers": 3})
+
+
+def test_single_model_shapes_and_predict_is_obs_plus_denormalised_delta():
+    model = make()
+    obs, act, nxt = data()
+    model.fit_normalizers(obs, act, nxt)
+    o3, a3 = obs.reshape(4, 8, O), act.reshape(4, 8, A)
+    assert model(model.obs_norm.normalize(o3), model.act_norm.normalize(a3)).shape == (4, 8, O)
+    pred = model.predict(o3, a3)
+    assert pred.shape == (4, 8, O)
+    delta_n = model(model.obs_norm.normalize(o3), model.act_norm.normalize(a3))
+    torch.testing.assert_close(pred, o3 + delta_n * model.delta_norm.std + model.delta_norm.mean)
+    # Broadcast: one observation against many actions.
+    assert model.predict(obs[:1], act).shape == (32, O)
+
+
+def test_ensemble_shapes_members_differ_and_batched_equals_per_member():
+    model = make(ensemble=3)
+    obs, act, nxt = data()
+    model.fit_normalizers(obs, act, nxt)
+    obs_n, act_n = model.obs_norm.normalize(obs), model.act_norm.normalize(act)
+    out = model(obs_n, act_n)
+    assert out.shape == (3, 32, O)
+    assert not torch.allclose(out[0], out[1], atol=1e-3) and not torch.allclose(out[1], out[2], atol=1e-3)
+    for e in range(3):  # the same member computed by hand, one matrix product at a time
+        h = torch.cat((obs_n, act_n), -1)
+        for i, layer in enumerate(model.layers):
+            h = h @ layer.weight[e] + layer.bias[e, 0]
+            h = torch.nn.functional.silu(h) if i < len(model.layers) - 1 else h
+        torch.testing.assert_close(out[e], h, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model(obs_n, act_n, member=e), h, rtol=1e-5, atol=1e-5)
+    all_members = model.predict(obs, act, member="all")
+    assert all_members.shape == (3, 32, O)
+    torch.testing.assert_close(model.predict(obs, act), all_members.mean(0))
+    torch.testing.assert_close(model.predict(obs, act, member=2), all_members[2])
+    # Stacked inputs: member e sees row block e.
+    stacked = model(obs_n.reshape(1, 32, O).expand(3, 32, O).flip(1), act_n.expand(3, 32, A).flip(1), stacked=True)
+    torch.testing.assert_close(stacked, out.flip(1))
+    assert model.loss(obs, act, nxt).shape == ()
+
+
+def test_ensemble_loss_is_sum_of_member_losses():
+    model = make(ensemble=2)
+    obs, act, nxt = data()
+    target = model.delta_norm.normalize(nxt - obs)
+    out = model(model.obs_norm.normalize(obs), model.act_norm.normalize(act))
+    expected = sum(((out[e] - target) ** 2).mean() for e in range(2))
+    torch.testing.assert_close(model.loss(obs, act, nxt), expected)
+
+
+def test_context_is_required_and_used():
+    model = make(context=3)
+    obs, act, _ = data()
+    ctx = torch.randn(32, 3)
+    assert model.predict(obs, act, ctx).shape == (32, O)
+    assert not torch.allclose(model.predict(obs, act, ctx), model.predict(obs, act, ctx + 1.0))
+    with pytest.raises(ValueError, match="context"):
+        model.predict(obs, act)
+    with pytest.raises(ValueError, match="context_dim = 0"):
+        make().predict(obs, act, ctx)
+    with pytest.raises(ValueError, match=r"obs \[\.\.\., 4\]"):
+        model.predict(obs[:, :3], act, ctx)
+
+
+def test_same_seed_same_weights():
+    a, b, c = make(seed=3), make(seed=3), make(seed=4)
+    assert torch.equal(a.layers[0].weight, b.layers[0].weight)
+    assert not torch.equal(a.layers[0].weight, c.layers[0].weight)
+
+
+def test_functional_call_with_modified_params_changes_predictions_and_gradients_flow():
+    model = make()
+    obs, act, nxt = data()
+    model.fit_normalizers(obs, act, nxt)
+    theta = dict(model.named_parameters())
+    # forward is what torch.func.functional_call reaches.
+    obs_n, act_n = model.obs_norm.normalize(obs), model.act_norm.normalize(act)
+    torch.testing.assert_close(functional_call(model, theta, (obs_n, act_n)), model(obs_n, act_n))
+    torch.testing.assert_close(functional_predict(model, theta, obs, act), model.predict(obs, act))
+    torch.testing.assert_close(functional_loss(model, theta, obs, act, nxt), model.loss(obs, act, nxt))
+    # GrBAL's inner step: phi = theta - alpha * grad L(theta); then a meta-loss through phi.
+    inner = functional_loss(model, theta, obs[:16], act[:16], nxt[:16])
+    grads = torch.autograd.grad(inner, list(theta.values()), create_graph=True)
+    phi = {k: p - 0.1 * g for (k, p), g in zip(theta.items(), grads)}
+    adapted = functional_predict(model, phi, obs[16:], act[16:])
+    assert not torch.allclose(adapted, model.predict(obs[16:], act[16:]))
+    assert functional_loss(model, phi, obs[:16], act[:16], nxt[:16]) < inner  # the step helps its own data
+    meta = functional_loss(model, phi, obs[16:], act[16:], nxt[16:])
+    meta_grads = torch.autograd.grad(meta, list(theta.values()))
+    assert all(g is not None and torch.isfinite(g).all() for g in meta_grads)
+    assert sum(g.abs().sum() for g in meta_grads) > 0
+    # The model's own parameters were not modified.
+    torch.testing.assert_close(model.predict(obs, act), functional_predict(model, theta, obs, act))
+
+
+def test_functional_call_can_override_normaliser_statistics():
+    model = make()
+    obs, act, _ = data()
+    shifted = {"delta_norm.mean": model.delta_norm.mean + 1.0}
+    torch.testing.assert_close(functional_predict(model, shifted, obs, act), model.predict(obs, act) + 1.0)
+
+
+def test_state_round_trip_and_mismatch_names_shapes(tmp_path):
+    model = make(seed=0)
+    model.fit_normalizers(*data())
+    path = tmp_path / "model.pt"
+    torch.save(model.state_dict(), path)
+    other = make(seed=1)
+    load_model_state(other, torch.load(path, weights_only=True))
+    obs, act, _ = data()
+    torch.testing.assert_close(other.predict(obs, act), model.predict(obs, act))
+    wide = make(hidden=(32, 16))
+    with pytest.raises(ModelStateError, match=r"layers\.0\.weight: saved \[1, 6, 16\], model \[1, 6, 32\]"):
+        load_model_state(wide, model.state_dict())
+    with pytest.raises(ModelStateError, match=r"layers\.3\.weight: missing"):
+        load_model_state(make(hidden=(16, 16, 16)), model.state_dict())
+    with pytest.raises(ModelStateError, match=r"\[3, 6, 16\]"):
+        load_model_state(make(ensemble=3), model.state_dict())
+
+
+def test_linear_model_without_hidden_layers():
+    model = DynamicsModel(O, A, ModelConfig(hidden_sizes=[]))
+    assert len(model.layers) == 1 and model.predict(*data()[:2]).shape == (32, O)

@@ -1,0 +1,182 @@
+"""Sampling planners: optimum of known scores, elite axis, bounds, seeding, warm start."""
+import pytest
+import torch
+
+from adaptive_mbrl.config import ConfigError, from_dict
+from adaptive_mbrl.planning import (PlannerConfig, TrajectoryScorer, colored_noise, make_planner, select_elites,
+                                    shift)
+
+KINDS = ["random_shooting", "cem", "mppi", "icem"]
+
+
+def quadratic(target):
+    """score = -|actions - target|^2 summed over [H, a]; target [B, H, a]; argmax = target."""
+    return lambda obs, actions: -((actions - target[:, None]) ** 2).sum(dim=(-1, -2))
+
+
+def config(kind, **overrides):
+    return from_dict(PlannerConfig, {"kind": kind, **overrides})
+
+
+def test_config_validation():
+    assert config("cem").horizon == 10 and config("cem").samples == 500
+    with pytest.raises(ConfigError, match="elites"):
+        config("cem", samples=10, elites=20)
+    with pytest.raises(ConfigError, match="kind"):
+        config("pso")
+    with pytest.raises(ConfigError, match="smoothing"):
+        config("cem", smoothing=1.0)
+    with pytest.raises(ConfigError, match="required key"):
+        from_dict(PlannerConfig, {})
+
+
+def test_select_elites_uses_the_samples_axis():
+    returns = torch.tensor([[0.0, 5.0, 1.0, 4.0], [9.0, 0.0, 8.0, 1.0]])  # [B=2, N=4]
+    actions = torch.arange(2 * 4 * 3 * 2, dtype=torch.float32).reshape(2, 4, 3, 2)
+    elites, top = select_elites(actions, returns, 2)
+    torch.testing.assert_close(top, torch.tensor([[5.0, 4.0], [9.0, 8.0]]))
+    assert torch.equal(elites[0, 0], actions[0, 1]) and torch.equal(elites[0, 1], actions[0, 3])
+    assert torch.equal(elites[1, 0], actions[1, 0]) and torch.equal(elites[1, 1], actions[1, 2])
+
+
+def test_cem_finds_per_environment_per_step_optimum():
+    # Each environment and time step has its own optimum: elites picked over any other axis
+    # (environments, horizon) or shared between environments would converge elsewhere.
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 6, 2, generator=gen) * 1.6 - 0.8
+    planner = make_planner(config("cem", horizon=6, samples=300, elites=30, iterations=10), 2, seed=0)
+    first = planner.plan(torch.zeros(3, 1), quadratic(target))
+    assert (planner.last_plan - target).abs().max() < 0.05
+    torch.testing.assert_close(first, planner.last_plan[:, 0])
+
+
+@pytest.mark.parametrize("kind,overrides,tolerance", [
+    ("icem", {"noise_beta": 0.0}, 0.1),
+    ("icem", {"noise_beta": 2.0}, 0.3),  # brown noise: few high-frequency corrections on a 6-step horizon
+    ("mppi", {"temperature": 0.3, "smoothing": 0.0}, 0.25),
+])
+def test_icem_and_mppi_get_close_to_optimum(kind, overrides, tolerance):
+    ramp = torch.linspace(-0.7, 0.7, 6)[None, :, None] * torch.tensor([1.0, -1.0])
+    target = torch.cat((ramp, 0.5 * ramp), dim=0)  # [2, 6, 2], smooth in time
+    planner = make_planner(config(kind, horizon=6, samples=300, elites=30, iterations=12, **overrides), 2, seed=1)
+    planner.plan(torch.zeros(2, 1), quadratic(target))
+    assert (planner.last_plan - target).abs().max() < tolerance
+
+
+def test_random_shooting_is_within_sampling_error():
+    target = torch.tensor([[[0.3]], [[-0.6]]])  # [B=2, H=1, a=1]
+    planner = make_planner(config("random_shooting", horizon=1, samples=500, elites=1), 1, seed=0)
+    action = planner.plan(torch.zeros(2, 3), quadratic(target))
+    # P(no uniform sample within 0.02 of the target) = 0.98^500 < 1e-4.
+    assert (action - target[:, 0]).abs().max() < 0.02
+    assert planner.warm_start_mean.abs().max() == 0  # no warm start for random shooting
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_actions_stay_in_bounds(kind):
+    target = torch.full((2, 5, 3), 3.0)
+    target[1] = -3.0
+    planner = make_planner(config(kind, horizon=5, samples=200, elites=20, iterations=4), 3, seed=0)
+    for _ in range(2):
+        action = planner.plan(torch.zeros(2, 1), quadratic(target))
+        assert action.abs().max() <= 1.0 and planner.last_plan.abs().max() <= 1.0
+    if kind != "random_shooting":
+        assert (action[0] > 0.8).all() and (action[1] < -0.8).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_plan(kind):
+    target = torch.rand(2, 4, 2) - 0.5
+    plans = []
+    for seed in (7, 7, 8):
+        planner = make_planner(config(kind, horizon=4, samples=64, elites=8, iterations=3), 2, seed=seed)
+        plans.append(torch.stack([planner.plan(torch.zeros(2, 1), quadratic(target)) for _ in range(3)]))
+    assert torch.equal(plans[0], plans[1])
+    assert not torch.equal(plans[0], plans[2])
+
+
+@pytest.mark.parametrize("kind", ["cem", "mppi", "icem"])
+def test_warm_start_shifts_previous_solution_and_reset_clears(kind):
+    target = torch.rand(2, 5, 2) - 0.5
+    planner = make_planner(config(kind, horizon=5, samples=100, elites=10, iterations=3), 2, seed=0)
+    planner.plan(torch.zeros(2, 1), quadratic(target))
+    mean = planner.warm_start_mean
+    assert mean.shape == (2, 5, 2) and torch.equal(mean[:, -1], torch.zeros(2, 2))
+    if kind != "icem":  # cem / mppi execute their mean
+        torch.testing.assert_close(mean[:, :-1], planner.last_plan[:, 1:])
+    torch.testing.assert_close(mean, shift(mean.roll(1, dims=1)))
+    # The next plan starts from the shifted mean: with the target shifted too, it starts near the optimum.
+    seen = []
+    planner.plan(torch.zeros(2, 1), lambda obs, a: seen.append(a.clone()) or quadratic(target)(obs, a))
+    assert (seen[0].mean(1)[:, :-1] - mean[:, :-1]).abs().max() < 0.15
+    planner.reset([1])
+    assert torch.equal(planner.warm_start_mean[1], torch.zeros(5, 2))
+    assert planner.warm_start_mean[0].abs().sum() > 0
+    planner.reset()
+    assert planner.warm_start_mean is None
+    planner.plan(torch.zeros(3, 1), quadratic(torch.zeros(3, 5, 2)))  # a new batch size starts afresh
+    assert planner.warm_start_mean.shape == (3, 5, 2)
+
+
+def test_warm_start_can_be_disabled():
+    planner = make_planner(config("cem", horizon=3, samples=50, elites=5, iterations=2, warm_start=False), 1, seed=0)
+    planner.plan(torch.zeros(1, 1), quadratic(torch.full((1, 3, 1), 0.5)))
+    assert planner.warm_start_mean.abs().max() == 0
+
+
+def test_diverged_rollouts_are_never_chosen():
+    def score(obs, actions):
+        value = -(actions - 0.9).square().sum(dim=(-1, -2))
+        return torch.where(actions[..., 0, 0] > 0, torch.full_like(value, float("nan")), value)
+
+    for kind in KINDS:
+        planner = make_planner(config(kind, horizon=2, samples=100, elites=10, iterations=3), 1, seed=0)
+        assert planner.plan(torch.zeros(1, 1), score).item() <= 0.0, kind
+
+
+def test_icem_sample_schedule_keeps_elites_and_tries_the_mean():
+    counts = []
+    planner = make_planner(config("icem", horizon=4, samples=100, elites=10, iterations=4, keep_elites=0.3,
+                                  sample_decay=2.0), 2, seed=0)
+    score = quadratic(torch.zeros(1, 4, 2))
+    planner.plan(torch.zeros(1, 1), lambda obs, a: counts.append(a.shape[1]) or score(obs, a))
+    assert counts == [100, 50 + 3, 25 + 3, 20 + 3 + 1]
+    counts.clear()
+    planner.plan(torch.zeros(1, 1), lambda obs, a: counts.append(a.shape[1]) or score(obs, a))
+    assert counts[0] == 100 + 3  # the previous step's elites, shifted
+
+
+def test_colored_noise_is_unit_variance_and_smoother_with_beta():
+    gen = torch.Generator().manual_seed(0)
+    lag1 = []
+    for beta in (0.0, 1.0, 2.0):
+        x = colored_noise((4000, 10, 3), beta, gen)
+        assert abs(x.var().item() - 1.0) < 0.05 and abs(x.mean().item()) < 0.05
+        lag1.append((x[:, 1:] * x[:, :-1]).mean().item())
+    assert abs(lag1[0]) < 0.05 and lag1[0] < lag1[1] < lag1[2] and lag1[2] > 0.5
+
+
+def test_planning_through_true_dynamics_beats_random_actions():
+    """Double integrator (dt 0.1), drive the position to 0: MPC with CEM vs uniform random actions."""
+    def step(obs, act):
+        pos, vel = obs[..., :1], obs[..., 1:]
+        return torch.cat((pos + 0.1 * vel, vel + 0.1 * act), -1)
+
+    def reward(obs, act, next_obs):
+        return -next_obs[..., 0] ** 2 - 0.1 * next_obs[..., 1] ** 2 - 0.01 * (act * act).sum(-1)
+
+    scorer = TrajectoryScorer(step, reward)
+    gen = torch.Generator().manual_seed(0)
+    totals = {}
+    for name in ("cem", "random"):
+        planner = make_planner(config("cem", horizon=15, samples=100, elites=10, iterations=4), 1, seed=0)
+        obs, total = torch.tensor([[1.0, 0.0]]), 0.0
+        for _ in range(40):
+            act = planner.plan(obs, scorer) if name == "cem" else torch.rand(1, 1, generator=gen) * 2 - 1
+            nxt = step(obs, act)
+            total += reward(obs, act, nxt).item()
+            obs = nxt
+        totals[name] = total
+        if name == "cem":
+            assert abs(obs[0, 0].item()) < 0.3
+    assert totals["cem"] > 0.5 * totals["random"]  # returns are negative: at least 2x less cost

@@ -1,0 +1,87 @@
+"""Controller presets: shipped YAMLs load; bad names and bad files give errors naming file and field."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adaptive_mbrl.adaptation import make_adapter
+from adaptive_mbrl.config import ConfigError
+from adaptive_mbrl.models.dynamics import DynamicsModel
+from adaptive_mbrl.paths import controllers_dir
+from adaptive_mbrl.planning import PLANNERS
+from adaptive_mbrl.presets import ControllerPreset, list_presets, load_preset
+
+SHIPPED = sorted(p.stem for p in controllers_dir().glob("*.yaml"))
+
+
+def test_list_presets_matches_the_folder() -> None:
+    assert SHIPPED, "no controller presets shipped"
+    assert list_presets() == SHIPPED
+    assert {"mb", "mb_de"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_preset_loads_and_builds(name: str) -> None:
+    preset = load_preset(name)
+    assert isinstance(preset, ControllerPreset)
+    assert preset.name == name
+    assert preset.planner.kind in PLANNERS
+    assert preset.planner.elites <= preset.planner.samples
+    # The same file by path gives the same preset.
+    assert load_preset(controllers_dir() / f"{name}.yaml") == preset
+    # Its adapter builds around a model of its config (small sizes: shapes only).
+    model = DynamicsModel(5, 1, preset.model)
+    assert make_adapter(model, preset.adapter) is not None
+
+
+def test_shipped_methods_differ_where_they_should() -> None:
+    assert load_preset("mb").adapter.kind == "none"
+    de = load_preset("mb_de").adapter
+    assert de.kind == "finetune" and de.window >= 1 and de.steps >= 1
+
+
+def test_unknown_preset_name_lists_the_allowed_ones() -> None:
+    with pytest.raises(ValueError, match="unknown controller preset 'mb_typo'") as info:
+        load_preset("mb_typo")
+    for name in SHIPPED:
+        assert name in str(info.value)
+
+
+def _write(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load((controllers_dir() / "mb.yaml").read_text())
+    edit(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _set(section: str, key: str, value):
+    def edit(data: dict) -> None:
+        data[section][key] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, field, words", [
+    (_set("model", "hiden_sizes", [32]), "model.hiden_sizes", "unknown key"),
+    (_set("planner", "kind", "gradient_descent"), "planner.kind", "random_shooting"),
+    (_set("planner", "elites", 500), "planner", "elites"),
+    (_set("adapter", "kind", "magic"), "adapter.kind", "finetune"),
+    (_set("training", "iterations", -1), "training.iterations", "out of range"),
+    (lambda d: d.pop("planner"), "planner", "required"),
+    (lambda d: d.update(extra=1), "extra", "unknown key"),
+])
+def test_bad_preset_yaml_names_file_and_field(tmp_path: Path, edit, field: str, words: str) -> None:
+    path = _write(tmp_path, edit)
+    with pytest.raises(ConfigError) as info:
+        load_preset(path)
+    err = info.value
+    assert err.source == str(path)
+    assert err.field == field
+    assert str(path) in str(err) and field in str(err) and words in str(err)
+
+
+def test_missing_preset_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_preset(tmp_path / "missing.yaml")
