@@ -12,6 +12,7 @@ It works in any loop that can give it observations in the robot's layout (a gymn
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from pathlib import Path
@@ -64,8 +65,9 @@ class AdaptiveController:
                         seed: int | None = None, backend: str | None = None) -> "AdaptiveController":
         """Load a trained model; the preset defaults to the one it was trained with.
 
-        A ``preset`` may override the adapter and planner (e.g. run an MB-trained model as MB+DE); its
-        model section must match the checkpoint's shapes. ``robot`` (if given) must match the checkpoint's.
+        A ``preset`` may override the adapter and planner (e.g. run an MB-trained model as MB+DE); the
+        network always comes from the checkpoint (its ``model`` section replaces the preset's).
+        ``robot`` (if given) must match the checkpoint's.
         """
         payload = load_checkpoint(checkpoint, device)
         if robot is not None and robot != payload["robot"]:
@@ -76,7 +78,8 @@ class AdaptiveController:
             preset = trained
         elif not isinstance(preset, ControllerPreset):
             preset = load_preset(preset)
-        preset.model = trained.model  # the network is what was trained
+        # The network is what was trained; a copy, so the caller's preset object is left as it was.
+        preset = dataclasses.replace(preset, model=trained.model)
         model = DynamicsModel(payload["obs_dim"], payload["action_dim"], trained.model, device=device)
         load_model_state(model, payload["model_state"])
         from adaptive_mbrl.envs.objectives import robot_objective
@@ -105,14 +108,22 @@ class AdaptiveController:
         """
         obs_t = self._as_tensor(obs, self.obs_dim, "obs")
         action = self._plan(obs_t)
-        if not torch.isfinite(action).all():
-            log.warning("adapted model produced a non-finite plan; falling back to the prior model")
+        if not self._plan_is_sound(obs_t, action):
+            log.warning("the adapted model predicts non-finite states; falling back to the prior model")
             self.adapter.reset()
             self.planner.reset()
             action = self._plan(obs_t)
-            if not torch.isfinite(action).all():
-                raise RuntimeError("the dynamics model produced a non-finite plan even with its prior weights")
+            if not self._plan_is_sound(obs_t, action):
+                raise RuntimeError("the dynamics model predicts non-finite states even with its prior weights")
         return action.cpu().numpy().astype(np.float32)
+
+    def _plan_is_sound(self, obs_t: torch.Tensor, action: torch.Tensor) -> bool:
+        """The action is finite and the model's prediction for it is finite. (The planners never pick a
+        candidate with a non-finite return, so a broken model would otherwise yield arbitrary actions.)"""
+        if not torch.isfinite(action).all():
+            return False
+        with torch.inference_mode():
+            return bool(torch.isfinite(self.adapter.predict(obs_t[None], action[None])).all())
 
     def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> None:
         """Keep transition ``(obs [o], action [a], next_obs [o])`` and adapt from the last M."""

@@ -180,3 +180,10 @@ def test_planning_through_true_dynamics_beats_random_actions():
         if name == "cem":
             assert abs(obs[0, 0].item()) < 0.3
     assert totals["cem"] > 0.5 * totals["random"]  # returns are negative: at least 2x less cost
+
+
+def test_plan_output_is_an_ordinary_tensor():
+    planner = make_planner(config("cem", horizon=3, samples=20, elites=4, iterations=2), 2, seed=0)
+    action = planner.plan(torch.zeros(1, 1), quadratic(torch.zeros(1, 3, 2)))
+    assert not action.is_inference() and not planner.last_plan.is_inference()
+    action.add_(1.0)  # in-place use by a caller outside inference mode works

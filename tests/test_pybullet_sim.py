@@ -210,3 +210,16 @@ def test_render_returns_an_image() -> None:
     env.reset(seed=0)
     image = env.render()
     assert image.shape == (360, 480, 3) and image.dtype == np.uint8 and image.std() > 0
+
+
+@pytest.mark.parametrize("robot", ["half_cheetah", "ant"])
+def test_bullet_variant_files_are_up_to_date(robot: str, tmp_path) -> None:
+    """The committed <robot>_bullet.xml equals what robots/make_bullet_variant.py makes from <robot>.xml."""
+    import subprocess
+    import sys
+    from adaptive_mbrl.paths import robots_dir
+
+    out = tmp_path / f"{robot}_bullet.xml"
+    subprocess.run([sys.executable, str(robots_dir() / "make_bullet_variant.py"), robot, "30", str(out)],
+                   check=True, capture_output=True)
+    assert out.read_text() == (robots_dir() / robot / f"{robot}_bullet.xml").read_text()

@@ -1,6 +1,7 @@
 """The gymnasium environment on MuJoCo (adaptive_mbrl/envs/robot_env.py)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -105,7 +106,7 @@ def test_task_is_not_leaked_into_the_reset_observation() -> None:
                 assert np.array_equal(obs, nominal), (robot, name, seed)
     # ... and the task is in info, where it belongs
     _, info = env.reset(seed=0, options={"task": tasks[2]})
-    assert info["task"] == tasks[2].describe() and info["task_id"] == tasks[2].task_id
+    assert info["task"] == tasks[2] and info["task_id"] == tasks[2].task_id
 
 
 def test_observation_is_the_robot_state_only() -> None:
@@ -137,8 +138,8 @@ def test_mid_episode_event_changes_motion_only_from_step_k(robot: str, k: int) -
     changed = [info["perturbation_changed"] for info in infos[1:]]
     assert changed == [t == k for t in range(len(changed))]
     assert [info["step"] for info in infos] == list(range(len(infos)))
-    assert infos[k]["active_perturbations"] == []
-    assert infos[k + 1]["active_perturbations"][0]["type"] == "joint_damage"
+    assert infos[k]["active_perturbations"] == ()
+    assert infos[k + 1]["active_perturbations"][0].type == "joint_damage"
     assert infos[-1]["active_perturbations"] == infos[k + 1]["active_perturbations"]
 
 
@@ -153,7 +154,7 @@ def test_event_replace_and_add_semantics() -> None:
     kinds, masses = [], []
     for _ in range(6):
         info = env.step(np.zeros(6))[-1]
-        kinds.append([p["type"] for p in info["active_perturbations"]])
+        kinds.append([p.type for p in info["active_perturbations"]])
         masses.append(env.sim.total_mass())
     assert kinds == [["payload"]] * 2 + [["payload", "friction"]] * 2 + [["mass"]] * 2
     assert masses[0] == pytest.approx(nominal_mass + 5.0)
@@ -165,12 +166,12 @@ def test_reset_runs_a_given_task() -> None:
     task = Task(at_reset=(JointDamage(joints=(5,)),), events=(Event(3, (Friction(scale=0.4),)),))
     _, info = env.reset(options={"task": task})
     assert env.task is task
-    assert info["task"] == task.describe() and info["task_id"] == task.task_id
+    assert info["task"] == task and info["task_id"] == task.task_id
     assert env.sim.model.actuator_gear[5, 0] == 0.0 and env.sim.model.actuator_gear[0, 0] == 120.0
     for step in range(4):
         info = env.step(np.zeros(6))[-1]
         assert info["perturbation_changed"] == (step == 3)
-    assert [p["type"] for p in info["active_perturbations"]] == ["joint_damage", "friction"]
+    assert [p.type for p in info["active_perturbations"]] == ["joint_damage", "friction"]
     with pytest.raises(ValueError, match="unknown key 'tsk'"):
         env.reset(options={"tsk": task})
     with pytest.raises(TypeError, match="Task"):
@@ -244,11 +245,17 @@ def test_info_objects_are_fresh_each_call() -> None:
     env = am.make("half_cheetah", scenario="payload_test", seed=0)
     _, info0 = env.reset()
     info1 = env.step(np.zeros(6))[-1]
-    info1["task"]["at_reset"].clear()
-    info1["active_perturbations"][0]["mass_kg"] = -1.0
+    # The task and the perturbations are frozen objects: no caller can change what another info holds.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info1["task"].at_reset = ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info1["active_perturbations"][0].mass_kg = -1.0
+    with pytest.raises(TypeError):
+        info1["active_perturbations"][0] = None
     info2 = env.step(np.zeros(6))[-1]
-    assert info0["task"]["at_reset"] and info2["task"] == info0["task"]
-    assert info2["active_perturbations"][0]["mass_kg"] > 0
+    assert info0["task"].at_reset and info2["task"] == info0["task"]
+    assert info2["active_perturbations"][0].mass_kg > 0
+    assert info0 is not info1 and info1 is not info2
     assert set(info2) >= {"task", "task_id", "active_perturbations", "perturbation_changed", "step"}
 
 

@@ -253,10 +253,10 @@ def test_user_scenario_via_make(tmp_path: Path) -> None:
     env = am.make("half_cheetah", scenario=f"{file}:heavy_ice", seed=4)
     assert env.scenario.name == "heavy_ice" and env.scenario.robot == "half_cheetah"
     _, info = env.reset()
-    payload, friction = info["task"]["at_reset"]
+    payload, friction = info["task"].describe()["at_reset"]
     assert payload["type"] == "payload" and 2.0 <= payload["mass_kg"] <= 3.0
     assert friction == {"type": "friction", "scale": 0.2}
-    assert info["task"]["events"][0]["at_step"] == 5
+    assert info["task"].events[0].at_step == 5
     nominal_mass = am.make("half_cheetah").sim.total_mass()
     assert env.sim.total_mass() == pytest.approx(nominal_mass + payload["mass_kg"])
 
@@ -265,7 +265,7 @@ def test_scenario_spec_object_via_make() -> None:
     spec = ScenarioSpec(at_reset=[{"type": "mass", "scale": {"choice": [0.5, 2.0]}}])
     env = am.make("cartpole", scenario=spec, seed=0)
     _, info = env.reset()
-    assert info["task"]["at_reset"][0]["scale"] in (0.5, 2.0)
+    assert info["task"].at_reset[0].scale in (0.5, 2.0)
     with pytest.raises(ConfigError, match="no joint 3"):
         am.make("cartpole", scenario=ScenarioSpec(at_reset=[{"type": "joint_damage", "joints": [3]}]))
     with pytest.raises(ValueError, match="for robot 'ant'"):

@@ -47,6 +47,9 @@ class LocomotionObjective:
     def __init__(self, spec: ObjectiveSpec, nq: int, nv: int) -> None:
         self.spec = spec
         self.skip = spec.qpos_skip
+        # Plain floats: the reward runs on every env step, attribute chains cost there.
+        self._forward_weight, self._ctrl_cost = float(spec.forward_weight), float(spec.ctrl_cost)
+        self._healthy_reward = float(spec.healthy_reward)
         self.vx_index = nq - self.skip
         # Height of the root: qpos[2] for a free joint (x y z quat), qpos[1] for a planar x-z-pitch root.
         z_qpos_index = 2 if nq - nv == 1 else 1
@@ -72,10 +75,9 @@ class LocomotionObjective:
         return (z >= lo) & (z <= hi)
 
     def reward(self, obs: Array, action: Array, next_obs: Array) -> Array:
-        s = self.spec
-        value = s.forward_weight * next_obs[..., self.vx_index] - s.ctrl_cost * (action * action).sum(-1)
-        if s.healthy_reward:
-            value = value + s.healthy_reward * self.healthy(next_obs)
+        value = self._forward_weight * next_obs[..., self.vx_index] - self._ctrl_cost * (action * action).sum(-1)
+        if self._healthy_reward:
+            value = value + self._healthy_reward * self.healthy(next_obs)
         return value
 
     def terminated(self, next_obs: Array) -> Array:

@@ -6,7 +6,6 @@ the robot's objective (the same function the planner calls on torch batches). Th
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import gymnasium as gym
@@ -26,9 +25,9 @@ class RobotEnv(gym.Env):
     scaled by each actuator's gear. ``reset(options={"task": task})`` runs a given :class:`Task` instead
     of sampling one from the scenario (used to evaluate methods on identical tasks).
 
-    ``info`` keys: ``task`` (description of the episode's task), ``task_id``, ``active_perturbations``
-    (what is in force now), ``perturbation_changed`` (True on the step where an event switched),
-    ``step`` (control steps taken).
+    ``info`` keys: ``task`` (the episode's :class:`Task`, frozen; ``.describe()`` gives plain data),
+    ``task_id``, ``active_perturbations`` (tuple of the frozen perturbations in force now),
+    ``perturbation_changed`` (True on the step where an event switched), ``step`` (control steps taken).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -139,9 +138,11 @@ class RobotEnv(gym.Env):
     def _set_active(self, perturbations: list[Perturbation]) -> None:
         apply_all(self.sim, self.robot, perturbations)
         self._active = perturbations
-        self._info_task = {"task": self._task.describe(), "task_id": self._task.task_id,
-                           "active_perturbations": [describe(p) for p in perturbations]}
+        # Immutable objects (a frozen Task, a tuple of frozen perturbations): every info can carry them
+        # without copying, and no caller can change what another info holds. ``.describe()`` / ``describe(p)``
+        # give plain data for logs.
+        self._info_task = {"task": self._task, "task_id": self._task.task_id,
+                           "active_perturbations": tuple(perturbations)}
 
     def _info(self, changed: bool) -> dict[str, Any]:
-        # A deep copy: every call returns fresh objects, so a caller editing one info cannot change another.
-        return {**copy.deepcopy(self._info_task), "perturbation_changed": changed, "step": self._steps}
+        return {**self._info_task, "perturbation_changed": changed, "step": self._steps}

@@ -81,7 +81,9 @@ def fit(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Tensor, contex
     device = model.device
     data = [t.to(device=device, dtype=torch.float32) for t in (obs, act, next_obs)]
     ctx = None if context is None else context.to(device=device, dtype=torch.float32)
-    generator = generator if generator is not None else torch.Generator().manual_seed(int(torch.seed() % 2**62))
+    if generator is None:
+        generator = torch.Generator()
+        generator.seed()  # non-deterministic, without touching the global RNG
     train_idx, val_idx = split_indices(n, val_fraction, generator)
     if refit_normalizers:
         model.fit_normalizers(*(t[train_idx.to(device)] for t in data))

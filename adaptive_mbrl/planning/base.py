@@ -89,27 +89,27 @@ class Planner(ABC):
     def _clear_state(self, rows: Tensor | None) -> None:
         """Forget planner-specific warm-start state (all rows when ``rows`` is None)."""
 
-    @torch.inference_mode()
     def plan(self, obs: Tensor, score: ScoreFn) -> Tensor:
-        """First action of the best plan for each environment.
+        """First action of the best plan for each environment. Runs under ``torch.inference_mode``.
 
         Args:
             obs: current observations ``[B, o]`` (passed through to ``score``).
             score: ``(obs [B, o], actions [B, N, H, a]) -> returns [B, N]``.
 
         Returns:
-            actions ``[B, a]`` in ``[-1, 1]``.
+            actions ``[B, a]`` in ``[-1, 1]`` (an ordinary tensor, usable outside inference mode).
         """
         if obs.dim() != 2:
             raise ValueError(f"plan: obs must be [B, obs_dim], got {list(obs.shape)}")
-        batch, horizon = obs.shape[0], self.config.horizon
-        if self._mean is None or self._mean.shape[0] != batch:
-            self._mean = torch.zeros(batch, horizon, self.action_dim, device=self.device, dtype=self.dtype)
-            self._clear_state(None)
-        best, mean = self._optimize(obs, lambda actions: sanitize_returns(score(obs, actions)), self._mean)
-        self.last_plan = best
-        self._mean = shift(mean) if self.config.warm_start else torch.zeros_like(mean)
-        return best[:, 0].clone()
+        with torch.inference_mode():
+            batch, horizon = obs.shape[0], self.config.horizon
+            if self._mean is None or self._mean.shape[0] != batch:
+                self._mean = torch.zeros(batch, horizon, self.action_dim, device=self.device, dtype=self.dtype)
+                self._clear_state(None)
+            best, mean = self._optimize(obs, lambda actions: sanitize_returns(score(obs, actions)), self._mean)
+            self._mean = shift(mean) if self.config.warm_start else torch.zeros_like(mean)
+        self.last_plan = best.clone()  # cloned outside inference mode: ordinary tensors
+        return self.last_plan[:, 0].clone()
 
     @abstractmethod
     def _optimize(self, obs: Tensor, score: Callable[[Tensor], Tensor], mean: Tensor) -> tuple[Tensor, Tensor]:

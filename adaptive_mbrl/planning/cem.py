@@ -26,6 +26,6 @@ class CEM(Planner):
             elites, _ = select_elites(actions, score(actions), c.elites)
             mean = c.smoothing * mean + (1.0 - c.smoothing) * elites.mean(dim=1)
             std = c.smoothing * std + (1.0 - c.smoothing) * elites.std(dim=1, unbiased=False)
-            if float(std.max()) < c.min_std:
+            if c.min_std > 0 and float(std.max()) < c.min_std:
                 break
         return mean, mean

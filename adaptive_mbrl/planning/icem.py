@@ -59,7 +59,7 @@ class ICEM(Planner):
             mean = c.smoothing * mean + (1.0 - c.smoothing) * elites.mean(dim=1)
             std = c.smoothing * std + (1.0 - c.smoothing) * elites.std(dim=1, unbiased=False)
             kept = elites[:, :n_keep]
-            if float(std.max()) < c.min_std:
+            if c.min_std > 0 and float(std.max()) < c.min_std:
                 break
         if c.warm_start and n_keep > 0:
             # Shifted elites: the new last step is filled by the coloured-noise mean's (zero) fill.

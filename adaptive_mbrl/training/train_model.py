@@ -147,4 +147,12 @@ def _resume_state(run_dir: Path, config: dict) -> dict | None:
     if saved != yaml.safe_load(yaml.safe_dump(config)):
         raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
                          f"(see {run_dir / 'config.yaml'})")
-    return {"progress": json.loads(progress_file.read_text()), "buffer": TransitionBuffer.load(run_dir / "buffer.npz")}
+    progress = json.loads(progress_file.read_text())
+    buffer = TransitionBuffer.load(run_dir / "buffer.npz")
+    if len(buffer) < progress["env_steps"]:
+        raise ValueError(f"{run_dir / 'buffer.npz'} holds {len(buffer)} transitions but {progress_file} "
+                         f"records {progress['env_steps']}; the run folder is inconsistent")
+    # A crash between writing the buffer and writing progress leaves the unfinished round's data in the
+    # buffer: drop it, so the round that is run again does not store its transitions twice.
+    buffer.size = progress["env_steps"]
+    return {"progress": progress, "buffer": buffer}
