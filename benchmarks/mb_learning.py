@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from adaptive_mbrl.cli import run_episode
 from adaptive_mbrl.control import AdaptiveController
@@ -35,13 +36,22 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3, help="evaluation episodes per controller and scenario")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default=None)
+    parser.add_argument("--iterations", type=int, default=None, help="override the preset's training rounds")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 avoids oversubscription "
+                        "when other processes share the cores)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    preset = load_preset(args.preset)
+    if args.iterations is not None:
+        preset.training.iterations = args.iterations
     run_dir = Path(args.run_dir or f"runs/bench_{args.preset}_{args.robot}_{args.train_scenario}_s{args.seed}")
 
     start = time.perf_counter()
-    checkpoint = train_model(load_preset(args.preset), RunSettings(args.robot, args.train_scenario, seed=args.seed),
+    checkpoint = train_model(preset, RunSettings(args.robot, args.train_scenario, seed=args.seed),
                              run_dir, resume=(run_dir / "progress.json").exists())
     progress = json.loads((run_dir / "progress.json").read_text())
+    print(f"torch threads: {torch.get_num_threads()}")
     print(f"training: {args.preset} on {args.robot}/{args.train_scenario}, seed {args.seed}, "
           f"{progress['env_steps']} env steps, {progress['wall_clock_s'] / 60:.1f} min of training wall-clock "
           f"(this call {(time.perf_counter() - start) / 60:.1f} min)\n")

@@ -112,6 +112,22 @@ def test_resume_of_a_finished_run_changes_nothing(tiny_run: Path) -> None:
         assert (tiny_run / name).read_bytes() == content, name
 
 
+def test_a_finished_run_can_be_extended_by_more_rounds(tiny_run: Path, tmp_path: Path) -> None:
+    """Resume with a larger training.iterations runs only the new rounds and keeps the old data."""
+    import shutil
+    run = tmp_path / "extended"
+    shutil.copytree(tiny_run, run)
+    before = json.loads((run / "progress.json").read_text())
+    old = TransitionBuffer.load(run / "buffer.npz")
+    train_model(_preset(_tiny(iterations=2)), RunSettings("cartpole", seed=0), run, resume=True, progress=False)
+    after = json.loads((run / "progress.json").read_text())
+    assert after["iteration"] == before["iteration"] + 1
+    assert after["history"][: len(before["history"])] == before["history"]
+    new = TransitionBuffer.load(run / "buffer.npz")
+    assert len(new) > len(old) and np.array_equal(new.array("obs")[: len(old)], old.array("obs"))
+    assert yaml.safe_load((run / "config.yaml").read_text())["preset"]["training"]["iterations"] == 2
+
+
 @pytest.mark.parametrize("preset_data, settings", [
     (_tiny(samples=48), RunSettings("cartpole", seed=0)),
     (_tiny(), RunSettings("cartpole", seed=1)),

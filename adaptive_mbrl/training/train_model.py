@@ -97,6 +97,7 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         _save(run_dir, ckpt_path, buffer, model, preset, settings, progress_doc)
     else:
         buffer, progress_doc = state["buffer"], state["progress"]
+        atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
         load_model_state(model, load_checkpoint(ckpt_path, device)["model_state"])
         start -= progress_doc["wall_clock_s"]
     planner = make_planner(preset.planner, act_dim, device=device, seed=settings.seed)
@@ -138,15 +139,21 @@ def _save(run_dir: Path, ckpt_path: Path, buffer: TransitionBuffer, model: Dynam
     _write_progress(run_dir, progress_doc)
 
 
+def _without_round_count(config: dict) -> dict:
+    """The run config minus ``training.iterations``: a resumed run may be extended with more rounds."""
+    training = {k: v for k, v in config["preset"]["training"].items() if k != "iterations"}
+    return {**config, "preset": {**config["preset"], "training": training}}
+
+
 def _resume_state(run_dir: Path, config: dict) -> dict | None:
     """Load what a previous run left, or None if it never finished its first round."""
     progress_file = run_dir / "progress.json"
     if not progress_file.exists():
         return None
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    if saved != yaml.safe_load(yaml.safe_dump(config)):
+    if _without_round_count(saved) != _without_round_count(yaml.safe_load(yaml.safe_dump(config))):
         raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
-                         f"(see {run_dir / 'config.yaml'})")
+                         f"(only training.iterations may change; see {run_dir / 'config.yaml'})")
     progress = json.loads(progress_file.read_text())
     buffer = TransitionBuffer.load(run_dir / "buffer.npz")
     if len(buffer) < progress["env_steps"]:
