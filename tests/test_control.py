@@ -238,3 +238,35 @@ def test_from_checkpoint_whose_shapes_do_not_fit_names_them(tmp_path: Path, mode
     assert "layers.0.weight: saved [1, 6, 32], model [1, 6, 64]" in message
     assert "layers.1.weight: saved [1, 32, 5], model [1, 64, 5]" in message
     assert isinstance(info.value, ValueError)
+
+
+def test_controller_drives_a_raw_mujoco_loop_like_the_gym_env(model: DynamicsModel, env) -> None:
+    """In a bare MuJoCo loop, with the robot objective's observe() as the observation function, the
+    controller produces exactly the trajectory it produces inside the gymnasium env from the same state."""
+    import mujoco
+
+    from adaptive_mbrl.envs.objectives import robot_objective
+
+    spec = am.load_robot("cartpole")
+    gym_ctrl, raw_ctrl = _controller(model, env, seed=3), _controller(model, env, seed=3)
+    gym_actions, gym_obs = _rollout(gym_ctrl, env, 6, seed=5)
+
+    mj_model = mujoco.MjModel.from_xml_path(str(spec.model_path("mujoco")))
+    data = mujoco.MjData(mj_model)
+    env.reset(seed=5)
+    qpos, qvel = env.sim.state()
+    data.qpos[:], data.qvel[:] = qpos, qvel  # the env's seeded initial state
+    mujoco.mj_forward(mj_model, data)
+    observe = robot_objective("cartpole").observe
+    obs = observe(data.qpos, data.qvel)
+    raw_actions = []
+    for _ in range(6):
+        action = raw_ctrl.act(obs)
+        data.ctrl[:] = action
+        mujoco.mj_step(mj_model, data, nstep=spec.frame_skip)
+        next_obs = observe(data.qpos, data.qvel)
+        raw_ctrl.observe(obs, action, next_obs)
+        raw_actions.append(action)
+        obs = next_obs
+    np.testing.assert_allclose(np.stack(raw_actions), np.stack(gym_actions), atol=1e-6)
+    np.testing.assert_allclose(obs, gym_obs[-1], atol=1e-9)

@@ -44,3 +44,24 @@ def test_data_resolves_from_another_working_directory(tmp_path: Path) -> None:
     assert Path(out["folder"]) == REPO / "robots" / "half_cheetah"
     assert out["obs"] == 17 and "crippled_leg_test" in out["scenarios"]
     assert not any(tmp_path.iterdir())  # nothing was written to the working directory
+
+
+def test_a_wheel_ships_the_data_folders(tmp_path) -> None:
+    """A non-editable install carries robots/, controllers/ and sim_configs/ inside the package."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(root)], check=True, capture_output=True, cwd=tmp_path)
+    wheel, = tmp_path.glob("adaptive_mbrl-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in ("adaptive_mbrl/_data/robots/half_cheetah/robot.yaml",
+                     "adaptive_mbrl/_data/robots/half_cheetah/half_cheetah.xml",
+                     "adaptive_mbrl/_data/robots/ant/ant_bullet.xml",
+                     "adaptive_mbrl/_data/controllers/mb.yaml",
+                     "adaptive_mbrl/_data/sim_configs/scenarios/half_cheetah.yaml",
+                     "adaptive_mbrl/paths.py"):
+        assert required in names, required
