@@ -48,8 +48,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             setattr(preset.training, key, getattr(args, key))
     out = Path(args.out or f"runs/{preset.name}_{args.robot}_{args.scenario}_s{args.seed}")
     start = time.perf_counter()
-    checkpoint = train_model(preset, RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device),
-                             out, resume=args.resume, progress=None if not args.quiet else False)
+    trainer = train_model
+    if preset.adapter.kind in ("grbal", "rebal"):  # meta-learned adapters: meta-training instead of fitting
+        from adaptive_mbrl.training.meta_train import meta_train as trainer
+    checkpoint = trainer(preset, RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device),
+                         out, resume=args.resume, progress=None if not args.quiet else False)
     print(f"trained {preset.name} on {args.robot}/{args.scenario} in {time.perf_counter() - start:.0f} s: {checkpoint}")
     return 0
 
@@ -132,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", nargs="?", default="all", choices=["all", "robots", "scenarios", "controllers"])
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("train", help="train a dynamics model (MB / MB+DE presets)")
+    p = sub.add_parser("train", help="train a dynamics model (MB / MB+DE) or meta-train one (GrBAL / ReBAL)")
     p.add_argument("--controller", required=True, help="preset name (adaptive-mbrl list controllers) or .yaml path")
     p.add_argument("--robot", required=True, help="robot name (adaptive-mbrl list robots)")
     p.add_argument("--scenario", default="nominal", help="training scenario, e.g. crippled_joint_train")

@@ -66,7 +66,9 @@ class AdaptiveController:
         """Load a trained model; the preset defaults to the one it was trained with.
 
         A ``preset`` may override the adapter and planner (e.g. run an MB-trained model as MB+DE); the
-        network always comes from the checkpoint (its ``model`` section replaces the preset's).
+        network always comes from the checkpoint (its ``model`` section replaces the preset's). The
+        checkpoint's ``adapter_state`` (meta-learned adapter parts) is loaded when the adapter kind is
+        the one it was trained with.
         ``robot`` (if given) must match the checkpoint's.
         """
         payload = load_checkpoint(checkpoint, device)
@@ -84,7 +86,12 @@ class AdaptiveController:
         load_model_state(model, payload["model_state"])
         from adaptive_mbrl.envs.objectives import robot_objective
         objective = robot_objective(payload["robot"], backend)
-        return cls(model, preset, objective.reward, objective.terminated, device=device, seed=seed)
+        controller = cls(model, preset, objective.reward, objective.terminated, device=device, seed=seed)
+        # Learned adapter parts (Meta-SGD rates, ReBAL's encoder) belong to the adapter they were trained
+        # with; another adapter kind (e.g. a GrBAL prior run as MB) starts without them.
+        if payload.get("adapter_state") and preset.adapter.kind == trained.adapter.kind:
+            controller.adapter.load_state_dict(payload["adapter_state"])
+        return controller
 
     @classmethod
     def from_preset(cls, preset: str | Path, robot: str, checkpoint: str | Path,

@@ -40,6 +40,32 @@ class TrainingConfig:
 
 
 @dataclass
+class MetaConfig:
+    """How a GrBAL / ReBAL preset is meta-trained (``adaptive-mbrl train`` dispatches to meta-training when
+    the preset's adapter is ``grbal`` or ``rebal``). The past window M is ``adapter.window``; GrBAL's inner
+    steps and step size are ``adapter.steps`` / ``adapter.learning_rate`` (``adapter.learn_inner_lr`` for
+    Meta-SGD). Collection uses the ``training`` section (random steps, rounds, steps, parallel envs).
+
+    Attributes:
+        future: K, transitions after the window on which the adapted model is scored.
+        meta_batch: segments (each of M + K transitions from one episode and task) per meta-update.
+        first_order: GrBAL: drop the second-order terms of the meta-gradient (FOMAML).
+        learning_rate: Adam step size of the meta-update (prior, Meta-SGD rates, ReBAL encoder).
+        first_updates: meta-updates on the random data before the first round.
+        updates_per_iteration: meta-updates after each round of collection.
+        grad_clip: clip the meta-gradient's global norm to this (0 = no clipping).
+    """
+
+    future: int = bounded(16, lo=1)
+    meta_batch: int = bounded(10, lo=1)
+    first_order: bool = False
+    learning_rate: float = bounded(1e-3, lo=0.0, lo_open=True)
+    first_updates: int = bounded(1000, lo=0)
+    updates_per_iteration: int = bounded(300, lo=0)
+    grad_clip: float = bounded(10.0, lo=0.0)
+
+
+@dataclass
 class ControllerPreset:
     """One method: model + adapter + planner (+ how to train it)."""
 
@@ -49,6 +75,7 @@ class ControllerPreset:
     model: ModelConfig = field(default_factory=ModelConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
 
 def list_presets() -> list[str]:

@@ -159,3 +159,19 @@ def test_failing_save_leaves_old_file_intact(tmp_path: Path, monkeypatch: pytest
     assert path.read_bytes() == before
     assert len(TransitionBuffer.load(path)) == len(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["buffer.npz"], "temporary file left behind"
+
+
+def test_segment_rows_follow_episodes_of_interleaved_envs() -> None:
+    buffer = TransitionBuffer(1, 1)
+    for step in range(6):  # two envs in lockstep: rows alternate between episodes 0 and 1
+        for episode in (0, 1):
+            buffer.add([[episode * 100 + step]], [[0]], [[0]], [0], [False], episode, step, task=f"t{episode}")
+    rows = buffer.segment_rows(4)
+    obs = buffer.array("obs")[rows][..., 0]
+    assert len(rows) == 6
+    for segment in obs:
+        assert np.all(np.diff(segment) == 1)  # consecutive steps of one episode
+    assert len(buffer.segment_rows(7)) == 0
+    assert np.array_equal(buffer.segment_starts(4), rows[:, 0])
+    sample = buffer.sample_segments(32, 4, np.random.default_rng(0))
+    assert np.all(np.diff(sample["obs"][..., 0], axis=1) == 1)

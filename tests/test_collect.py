@@ -101,8 +101,11 @@ def test_task_label_changes_after_the_midepisode_event(collected) -> None:
     assert checked == 1  # env 1's full episode passed the event
     # Segments for meta-learning never straddle the fault.
     step = buffer.array("step")
-    for start in buffer.segment_starts(20):
-        assert not (step[start] < EVENT_STEP <= step[start + 19])
+    rows = buffer.segment_rows(20)
+    assert len(rows) > 0
+    for segment in rows:
+        assert np.all(np.diff(step[segment]) == 1)
+        assert not (step[segment[0]] < EVENT_STEP <= step[segment[-1]])
 
 
 def test_same_seed_gives_the_same_data() -> None:

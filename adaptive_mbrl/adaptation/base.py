@@ -36,6 +36,10 @@ class AdapterConfig:
         optimizer: ``sgd`` or ``adam`` (finetune only; GrBAL's inner step is plain SGD as meta-trained).
         reset_each_step: finetune only: restart every step from the trained weights (True) or keep
             accumulating updates through the episode (False, classic dynamic evaluation).
+        learn_inner_lr: grbal only: Meta-SGD, a learned step size per parameter entry (initialised to
+            ``learning_rate``, meta-trained with the prior and saved in the checkpoint's ``adapter_state``).
+        encoder: rebal only: the recurrent cell that reads the window, ``gru`` or ``lstm``.
+        encoder_hidden: rebal only: the recurrent state size (the paper's reference: LSTM 256).
     """
 
     kind: AdapterKind = "none"
@@ -44,6 +48,9 @@ class AdapterConfig:
     learning_rate: float = bounded(1e-3, lo=0.0)
     optimizer: Literal["sgd", "adam"] = "sgd"
     reset_each_step: bool = False
+    learn_inner_lr: bool = False
+    encoder: Literal["gru", "lstm"] = "gru"
+    encoder_hidden: int = bounded(64, lo=1)
 
 
 class Adapter(abc.ABC):
@@ -63,6 +70,19 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def predict(self, obs: Tensor, action: Tensor) -> Tensor:
         """Adapted one-step prediction ``[..., o], [..., a] -> [..., o]`` (raw units)."""
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Learned parts of the adapter itself (not the model), e.g. Meta-SGD rates or a recurrent encoder.
+
+        Saved as a checkpoint's ``adapter_state``; empty for adapters without learned parts.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Load what :meth:`state_dict` returned (e.g. from a checkpoint's ``adapter_state``)."""
+        if state:
+            raise ValueError(f"the {self.config.kind!r} adapter has no learned state, but got entries "
+                             f"{sorted(state)[:5]}")
 
 
 class NoAdaptation(Adapter):
@@ -84,7 +104,9 @@ ADAPTERS: dict[str, Callable[[DynamicsModel, AdapterConfig], Adapter]] = {"none"
 def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
     """Build the adapter named by ``config.kind`` around ``model``."""
     if config.kind not in ADAPTERS:
-        import adaptive_mbrl.adaptation.finetune  # noqa: F401  (registers itself)
+        import adaptive_mbrl.adaptation.finetune  # noqa: F401  (these modules register themselves)
+        import adaptive_mbrl.adaptation.grbal  # noqa: F401
+        import adaptive_mbrl.adaptation.rebal  # noqa: F401
     if config.kind not in ADAPTERS:
         raise ValueError(f"adapter {config.kind!r} is not available; allowed: {', '.join(sorted(ADAPTERS))}")
     return ADAPTERS[config.kind](model, config)

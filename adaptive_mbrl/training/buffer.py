@@ -95,28 +95,39 @@ class TransitionBuffer:
         index = rng.integers(0, self.size, batch)
         return {k: self._data[k][index] for k in ("obs", "action", "next_obs", "reward", "task")}
 
-    def segment_starts(self, length: int) -> np.ndarray:
-        """Indices i such that transitions i..i+length-1 are consecutive steps of one episode and task."""
+    def segment_rows(self, length: int) -> np.ndarray:
+        """Row indices of every run of ``length`` consecutive steps of one episode under one task:
+        ``[S, length]`` (int64), each row oldest first.
+
+        Rows are matched by (episode, step), not by position: a collector that steps several environments
+        in lockstep interleaves their transitions, so an episode's steps are rarely adjacent rows.
+        """
         if self.size < length:
-            return np.zeros(0, np.int64)
+            return np.zeros((0, length), np.int64)
         episode, step, task = self.array("episode"), self.array("step"), self.array("task")
+        order = np.lexsort((step, episode))
+        ep, st, tk = episode[order], step[order], task[order]
         n = self.size - length + 1
         ok = np.ones(n, bool)
         for offset in range(1, length):
-            ok &= (episode[offset:offset + n] == episode[:n]) & (step[offset:offset + n] == step[:n] + offset)
-            ok &= task[offset:offset + n] == task[:n]
-        return np.flatnonzero(ok)
+            ok &= (ep[offset:offset + n] == ep[:n]) & (st[offset:offset + n] == st[:n] + offset)
+            ok &= tk[offset:offset + n] == tk[:n]
+        return order[np.flatnonzero(ok)[:, None] + np.arange(length)]
+
+    def segment_starts(self, length: int) -> np.ndarray:
+        """First row of every segment of :meth:`segment_rows` (``[S]``)."""
+        return self.segment_rows(length)[:, 0]
 
     def sample_segments(self, batch: int, length: int, rng: np.random.Generator,
-                        starts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                        rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """``batch`` segments of ``length`` consecutive transitions: arrays [batch, length, ...].
 
-        ``starts`` (from :meth:`segment_starts`) can be passed to avoid recomputing them.
+        ``rows`` (from :meth:`segment_rows`) can be passed to avoid recomputing them.
         """
-        starts = self.segment_starts(length) if starts is None else starts
-        if len(starts) == 0:
+        rows = self.segment_rows(length) if rows is None else rows
+        if len(rows) == 0:
             raise ValueError(f"no episode holds {length} consecutive transitions yet ({self.size} stored)")
-        index = starts[rng.integers(0, len(starts), batch)][:, None] + np.arange(length)
+        index = rows[rng.integers(0, len(rows), batch)]
         return {k: self._data[k][index] for k in ("obs", "action", "next_obs", "reward", "task")}
 
     # --- persistence ---------------------------------------------------------------------------------

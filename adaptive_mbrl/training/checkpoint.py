@@ -1,7 +1,8 @@
 """Checkpoints: the model's ``state_dict`` plus the config that built it, written atomically.
 
 One ``.pt`` file holds ``{"format", "robot", "obs_dim", "action_dim", "preset" (plain data),
-"model_state", "meta"}``; a ``.yaml`` twin next to it shows the config to people. Writes go to a
+"model_state", "meta"}`` and, for adapters with learned parts (Meta-SGD rates, ReBAL's encoder), an
+``"adapter_state"``; a ``.yaml`` twin next to it shows the config to people. Writes go to a
 temporary file that replaces the old one in one step, so a crash never leaves a half-written checkpoint.
 Loading uses ``torch.load(weights_only=True)``.
 """
@@ -33,11 +34,17 @@ def atomic_write(path: str | Path, write: Any) -> None:
 
 
 def save_checkpoint(path: str | Path, *, robot: str, obs_dim: int, action_dim: int, preset: dict[str, Any],
-                    model_state: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint (and its human-readable ``.yaml`` twin) atomically; returns ``path``."""
+                    model_state: dict[str, torch.Tensor], meta: dict[str, Any] | None = None,
+                    adapter_state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a checkpoint (and its human-readable ``.yaml`` twin) atomically; returns ``path``.
+
+    ``adapter_state`` (optional): the adapter's learned parts (``Adapter.state_dict()``).
+    """
     payload = {"format": FORMAT, "robot": robot, "obs_dim": obs_dim, "action_dim": action_dim,
                "preset": preset, "model_state": {k: v.detach().cpu() for k, v in model_state.items()},
                "meta": meta or {}}
+    if adapter_state:
+        payload["adapter_state"] = {k: v.detach().cpu() for k, v in adapter_state.items()}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
     summary = {k: payload[k] for k in ("format", "robot", "obs_dim", "action_dim", "preset", "meta")}
     atomic_write(Path(path).with_suffix(".yaml"),

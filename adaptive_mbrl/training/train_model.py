@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import yaml
 
-from adaptive_mbrl.config import to_dict
+from adaptive_mbrl.config import from_dict, to_dict
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.models.fitting import fit
 from adaptive_mbrl.models.state import load_model_state
@@ -140,9 +140,11 @@ def _save(run_dir: Path, ckpt_path: Path, buffer: TransitionBuffer, model: Dynam
 
 
 def _without_round_count(config: dict) -> dict:
-    """The run config minus ``training.iterations``: a resumed run may be extended with more rounds."""
-    training = {k: v for k, v in config["preset"]["training"].items() if k != "iterations"}
-    return {**config, "preset": {**config["preset"], "training": training}}
+    """The run config, normalised through the preset dataclass (so fields added to the preset since the
+    run started compare at their defaults), minus ``training.iterations`` (a run may be extended)."""
+    preset = to_dict(from_dict(ControllerPreset, config["preset"], source="config.yaml", path="preset"))
+    preset["training"] = {k: v for k, v in preset["training"].items() if k != "iterations"}
+    return {**config, "preset": preset}
 
 
 def _resume_state(run_dir: Path, config: dict) -> dict | None:

@@ -1,0 +1,109 @@
+"""GrBAL (gradient-based adaptive learner, Nagabandi et al. 2019): a meta-trained prior ``theta`` adapted
+at every control step by ``steps`` plain gradient steps on the latest M transitions.
+
+``phi = theta - alpha (.) grad L(theta; window)``, recomputed from the prior every step (never
+accumulated), so the model planned with is always "the prior, adapted to the last M transitions" as in
+meta-training. ``alpha`` is ``config.learning_rate`` or, with ``config.learn_inner_lr`` (Meta-SGD), one
+learned rate per parameter entry. The normalisers are the prior's and never change at run time.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from adaptive_mbrl.adaptation.base import ADAPTERS, AdapterConfig
+from adaptive_mbrl.adaptation.meta_adapter import MetaAdapter, StepFn
+from adaptive_mbrl.adaptation.meta_losses import (InnerLR, check_single_network, grbal_meta_loss, inner_update,
+                                                  model_params)
+from adaptive_mbrl.models.dynamics import DynamicsModel, functional_predict
+
+
+class InnerRates(nn.Module):
+    """GrBAL's inner step size: a fixed scalar, or (Meta-SGD) a learned tensor per model parameter.
+
+    Learned rates live in ``rates`` (an ``nn.ParameterDict``; ``.`` in parameter names becomes ``__``),
+    initialised to ``init`` everywhere; they may become negative or differ per entry.
+    """
+
+    def __init__(self, model: DynamicsModel, init: float, learn: bool) -> None:
+        super().__init__()
+        self.init = float(init)
+        self.rates = nn.ParameterDict({
+            name.replace(".", "__"): nn.Parameter(torch.full_like(p.detach(), self.init))
+            for name, p in model_params(model).items()} if learn else {})
+
+    @property
+    def learned(self) -> bool:
+        return len(self.rates) > 0
+
+    def lr(self, detach: bool = False) -> InnerLR:
+        """The step size for :func:`inner_update`: the scalar or ``{param name: rates [param shape]}``."""
+        if not self.learned:
+            return self.init
+        return {k.replace("__", "."): (v.detach() if detach else v) for k, v in self.rates.items()}
+
+
+class GrBALAdapter(MetaAdapter):
+    """GrBAL at run time (:meth:`adapt` / :meth:`predict`) and in meta-training (:meth:`meta_loss`).
+
+    Args:
+        model: the prior (a single network; its current weights are what :meth:`reset` restores).
+        config: ``window`` (M), ``steps`` (inner steps), ``learning_rate`` (alpha, or the Meta-SGD
+            initial value), ``learn_inner_lr``.
+    """
+
+    def __init__(self, model: DynamicsModel, config: AdapterConfig) -> None:
+        super().__init__(model, config)
+        check_single_network(model)
+        self.learned = InnerRates(model, config.learning_rate, config.learn_inner_lr).to(model.device)
+        self.adapted = copy.deepcopy(model).requires_grad_(False)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the prior: the adapted copy takes the model's current parameters and normalisers."""
+        self.adapted.load_state_dict(self.model.state_dict())
+
+    def adapt(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> None:
+        """``phi`` from the prior and the window ``[m, o], [m, a], [m, o]`` (oldest first); ``m = 0`` or
+        ``steps = 0`` gives the prior."""
+        if obs.shape[0] == 0 or self.config.steps == 0:
+            self.reset()
+            return
+        with torch.inference_mode(False), torch.enable_grad():
+            theta = {k: v.detach().clone() for k, v in model_params(self.model).items()}
+            phi = inner_update(self.model, theta, obs.clone(), action.clone(), next_obs.clone(),
+                               self.learned.lr(detach=True), self.config.steps)
+        with torch.no_grad():
+            for name, value in phi.items():
+                self.adapted.get_parameter(name).copy_(value)
+
+    def predict(self, obs: Tensor, action: Tensor) -> Tensor:
+        return self.adapted.predict(obs, action)
+
+    def adapted_params(self) -> dict[str, Tensor]:
+        """The current ``phi`` by parameter name (views of the adapted copy's weights)."""
+        return {name: p for name, p in self.adapted.named_parameters()}
+
+    def meta_loss(self, obs: Tensor, act: Tensor, next_obs: Tensor, past: int, first_order: bool = False,
+                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        return grbal_meta_loss(self.model, obs, act, next_obs, past, self.learned.lr(), self.config.steps,
+                               first_order)
+
+    @classmethod
+    def batch_predict(cls, adapters: Sequence["GrBALAdapter"]) -> StepFn:
+        """Rows of ``[E, ..., o]`` predicted with each adapter's own ``phi`` (``torch.func.vmap`` over E)."""
+        model = adapters[0].model
+        names = list(adapters[0].adapted_params())
+        stacked = {n: torch.stack([a.adapted_params()[n].detach() for a in adapters]) for n in names}
+
+        def one(params: dict[str, Tensor], obs: Tensor, act: Tensor) -> Tensor:
+            return functional_predict(model, params, obs, act)
+
+        batched = torch.func.vmap(one)
+        return lambda obs, act: batched(stacked, obs, act)
+
+
+ADAPTERS["grbal"] = GrBALAdapter

@@ -1,0 +1,239 @@
+"""Meta-train a GrBAL / ReBAL preset: random data, then rounds of (adaptive MPC collection -> meta-updates).
+
+1. ``training.random_steps`` steps of uniformly random actions on the training scenario (its task
+   distribution resamples a task at every reset). The model's normalisers are fitted on these
+   transitions **once** and then kept: the meta-learned prior (and the inner step size, which acts in
+   normalised units) is tied to the statistics it was trained under, so they never change afterwards.
+2. ``meta.first_updates`` meta-updates (Adam) on segments of M + K consecutive transitions
+   (``buffer.sample_segments``, never across an episode or task boundary).
+3. ``training.iterations`` rounds: collect ``training.steps_per_iteration`` steps with the adaptive MPC
+   (E envs in lockstep; each env has its own adapter, adapted from its own latest M transitions every
+   step; one batched planner call for all E), add them to the buffer, run ``meta.updates_per_iteration``
+   meta-updates.
+
+The run folder is the one of :mod:`adaptive_mbrl.training.train_model` (``config.yaml``, ``buffer.npz``,
+``model.pt`` with the adapter's learned parts as ``adapter_state``, ``progress.json``, ``metrics.csv``)
+plus ``optimizer.pt`` (the meta-optimiser's state). Every file is written atomically after every round,
+progress last, so ``resume=True`` continues a killed run from its last finished round with nothing lost.
+Round ``i``'s segment sampling and planner are seeded from ``(seed, i)``.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from adaptive_mbrl.adaptation.base import make_adapter
+from adaptive_mbrl.adaptation.meta_adapter import MetaAdapter
+from adaptive_mbrl.config import to_dict
+from adaptive_mbrl.models.dynamics import DynamicsModel
+from adaptive_mbrl.models.state import load_model_state
+from adaptive_mbrl.planning import TrajectoryScorer, make_planner
+from adaptive_mbrl.planning.base import Planner
+from adaptive_mbrl.presets import ControllerPreset
+from adaptive_mbrl.training.buffer import TransitionBuffer
+from adaptive_mbrl.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from adaptive_mbrl.training.collect import VectorCollector, random_policy
+from adaptive_mbrl.training.train_model import RunSettings, _resume_state, _write_progress
+
+META_ADAPTERS = ("grbal", "rebal")
+
+
+def build_meta_adapter(model: DynamicsModel, preset: ControllerPreset) -> MetaAdapter:
+    """The preset's adapter around ``model``; refuses adapters that cannot be meta-trained."""
+    if preset.adapter.kind not in META_ADAPTERS:
+        raise ValueError(f"preset {preset.name!r}: meta-training needs adapter.kind in {', '.join(META_ADAPTERS)}, "
+                         f"got {preset.adapter.kind!r}")
+    adapter = make_adapter(model, preset.adapter)
+    assert isinstance(adapter, MetaAdapter)
+    return adapter
+
+
+def make_meta_optimizer(model: DynamicsModel, adapter: MetaAdapter, learning_rate: float) -> torch.optim.Adam:
+    """Adam over the prior's parameters and the adapter's learned parts."""
+    return torch.optim.Adam([*model.parameters(), *adapter.learned.parameters()], lr=learning_rate)
+
+
+def meta_updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer: TransitionBuffer,
+                 preset: ControllerPreset, updates: int, rng: np.random.Generator, generator: torch.Generator,
+                 progress: bool | None = None, description: str = "meta-update") -> dict[str, float]:
+    """``updates`` meta-gradient steps on segments of M + K transitions sampled from ``buffer``.
+
+    Returns:
+        ``{"meta_loss": mean adapted loss on the K future transitions, "prior_loss": mean loss of the
+        unadapted prior on the same transitions}`` over the steps (NaN when ``updates`` is 0).
+    """
+    past, meta = preset.adapter.window, preset.meta
+    length = past + meta.future
+    windows = buffer.segment_rows(length)
+    if len(windows) == 0 and updates:
+        raise ValueError(f"no episode in the buffer holds {length} = M + K consecutive transitions of one task "
+                         f"({len(buffer)} stored); collect longer episodes or lower adapter.window / meta.future")
+    arrays = {k: buffer.array(k) for k in ("obs", "action", "next_obs")}
+    device = adapter.model.device
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    totals, bar = np.zeros(2), tqdm(range(updates), desc=description, leave=False,
+                                    disable=None if progress is None else not progress)
+    for _ in bar:
+        rows = windows[rng.integers(0, len(windows), meta.meta_batch)]  # [B, M+K]
+        obs, act, nxt = (torch.as_tensor(arrays[k][rows], device=device) for k in ("obs", "action", "next_obs"))
+        loss, prior = adapter.meta_loss(obs, act, nxt, past, meta.first_order, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if meta.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, meta.grad_clip)
+        optimizer.step()
+        totals += (loss.item(), prior.item())
+        bar.set_postfix(adapted=f"{loss.item():.4f}", prior=f"{prior.item():.4f}")
+    bar.close()
+    mean = totals / updates if updates else np.full(2, np.nan)
+    return {"meta_loss": float(mean[0]), "prior_loss": float(mean[1])}
+
+
+class AdaptivePolicy:
+    """Adaptive MPC for E environments in lockstep: ``[E, o] -> [E, a]``.
+
+    Env ``e`` keeps its own window of its latest M transitions and its own adapter; every call first
+    adapts each adapter from its window (the window at time t ends with ``(s_{t-1}, a_{t-1}, s_t)``),
+    then plans for all E environments in one batched call through ``batch_predict``.
+    Call :meth:`on_reset` when an env starts a new episode.
+    """
+
+    def __init__(self, adapters: Sequence[MetaAdapter], planner: Planner, reward_fn: Callable,
+                 termination_fn: Callable | None, device: torch.device) -> None:
+        self.adapters, self.planner, self.device = list(adapters), planner, device
+        self.reward_fn, self.termination_fn = reward_fn, termination_fn
+        window = adapters[0].config.window
+        self.windows: list[deque] = [deque(maxlen=window) for _ in adapters]
+        self.previous: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(adapters)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        for e, adapter in enumerate(self.adapters):
+            if self.previous[e] is not None:
+                self.windows[e].append((*self.previous[e], obs_t[e]))
+                adapter.adapt(*(torch.stack(column) for column in zip(*self.windows[e])))
+        scorer = TrajectoryScorer(type(self.adapters[0]).batch_predict(self.adapters), self.reward_fn,
+                                  self.termination_fn)
+        with torch.inference_mode():
+            actions = self.planner.plan(obs_t, scorer)
+        self.previous = [(obs_t[e], actions[e]) for e in range(len(self.adapters))]
+        return actions.cpu().numpy()
+
+    def on_reset(self, env: int) -> None:
+        """Env ``env`` starts a new episode: prior model, empty window, no warm start."""
+        self.adapters[env].reset()
+        self.windows[env].clear()
+        self.previous[env] = None
+        with torch.inference_mode():
+            self.planner.reset([env])
+
+
+def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
+               progress: bool | None = None) -> Path:
+    """Meta-train ``preset`` (adapter ``grbal`` or ``rebal``) on ``settings.robot`` / ``settings.scenario``.
+
+    Args:
+        preset: its ``model``, ``adapter``, ``planner``, ``training`` and ``meta`` sections are used.
+        settings: robot, training scenario (a task distribution), backend, seed, device.
+        run_dir: folder for the run's files (created).
+        resume: continue the run in ``run_dir`` from its last finished round.
+        progress: show progress bars (default: when attached to a terminal).
+
+    Returns:
+        the checkpoint path (``run_dir / "model.pt"``).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg, device = preset.training, torch.device(settings.device)
+    config = {"preset": to_dict(preset), "run": to_dict(settings)}
+    ckpt_path = run_dir / "model.pt"
+    state = _resume_state(run_dir, config) if resume else None
+    torch.manual_seed(settings.seed)
+    collector = VectorCollector(settings.robot, settings.scenario, cfg.parallel_envs, settings.backend,
+                                seed=settings.seed * 100_000 + (state["progress"]["episodes_seeded"] if state else 0),
+                                episode_steps=cfg.episode_steps or None)
+    obs_dim, act_dim = collector.obs.shape[1], collector.envs[0].action_space.shape[0]
+    model = DynamicsModel(obs_dim, act_dim, preset.model, device=device, seed=settings.seed)
+    adapter = build_meta_adapter(model, preset)
+    optimizer = make_meta_optimizer(model, adapter, preset.meta.learning_rate)
+    start = time.perf_counter()
+    if state is None:
+        atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+        buffer = TransitionBuffer(obs_dim, act_dim)
+        stats = collector.run(random_policy(act_dim, np.random.default_rng(settings.seed)), cfg.random_steps,
+                              buffer, progress, "random data")
+        data = buffer.tensors(device)
+        model.fit_normalizers(data["obs"], data["action"], data["next_obs"])  # once: see the module docstring
+        adapter.reset()
+        losses = _updates(adapter, optimizer, buffer, preset, settings.seed, 0, preset.meta.first_updates, progress)
+        doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [], "episodes_seeded": 0}
+        _record(doc, 0, len(buffer), stats.returns, losses, time.perf_counter() - start)
+        _save(run_dir, buffer, model, adapter, optimizer, preset, settings, doc)
+    else:
+        buffer, doc = state["buffer"], state["progress"]
+        payload = load_checkpoint(ckpt_path, device)
+        load_model_state(model, payload["model_state"])
+        adapter.load_state_dict(payload.get("adapter_state", {}))
+        optimizer.load_state_dict(torch.load(run_dir / "optimizer.pt", map_location=device, weights_only=True))
+        start -= doc["wall_clock_s"]
+    for iteration in range(doc["iteration"] + 1, cfg.iterations + 1):
+        policy = _collection_policy(model, adapter, preset, collector, settings.seed * 1000 + iteration, device)
+        stats = collector.run(policy, cfg.steps_per_iteration, buffer, progress,
+                              f"round {iteration}/{cfg.iterations}", on_reset=policy.on_reset)
+        losses = _updates(adapter, optimizer, buffer, preset, settings.seed, iteration,
+                          preset.meta.updates_per_iteration, progress)
+        _record(doc, iteration, len(buffer), stats.returns, losses, time.perf_counter() - start)
+        doc["iteration"] = iteration
+        doc["episodes_seeded"] += len(stats.returns)
+        _save(run_dir, buffer, model, adapter, optimizer, preset, settings, doc)
+    collector.close()
+    return ckpt_path
+
+
+def _collection_policy(model: DynamicsModel, adapter: MetaAdapter, preset: ControllerPreset,
+                       collector: VectorCollector, seed: int, device: torch.device) -> AdaptivePolicy:
+    """One adapter per env (sharing the model and the trained adapter's learned parts) + a seeded planner."""
+    adapters = []
+    for _ in collector.envs:
+        env_adapter = build_meta_adapter(model, preset)
+        env_adapter.load_state_dict(adapter.state_dict())
+        adapters.append(env_adapter)
+    planner = make_planner(preset.planner, model.act_dim, device=device, seed=seed)
+    return AdaptivePolicy(adapters, planner, collector.reward_fn, collector.termination_fn, device)
+
+
+def _updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer: TransitionBuffer,
+             preset: ControllerPreset, seed: int, iteration: int, updates: int, progress: bool | None) -> dict[str, float]:
+    """Meta-updates of one round, with segment sampling seeded from ``(seed, iteration)``."""
+    rng = np.random.default_rng([seed, iteration])
+    generator = torch.Generator().manual_seed(seed * 1000 + iteration)
+    return meta_updates(adapter, optimizer, buffer, preset, updates, rng, generator, progress,
+                        f"meta-update {iteration}/{preset.training.iterations}")
+
+
+def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], losses: dict[str, float],
+            wall: float) -> None:
+    doc["history"].append({"iteration": iteration, "env_steps": env_steps,
+                           "mean_return": float(np.mean(returns)) if returns else float("nan"),
+                           "episodes": len(returns), "meta_loss": losses["meta_loss"],
+                           "prior_loss": losses["prior_loss"], "wall_clock_s": round(wall, 1)})
+    doc["env_steps"], doc["wall_clock_s"] = env_steps, wall
+
+
+def _save(run_dir: Path, buffer: TransitionBuffer, model: DynamicsModel, adapter: MetaAdapter,
+          optimizer: torch.optim.Optimizer, preset: ControllerPreset, settings: RunSettings, doc: dict) -> None:
+    """Buffer, optimiser, checkpoint, then progress: progress only ever points at files already on disk."""
+    buffer.save(run_dir / "buffer.npz")
+    atomic_write(run_dir / "optimizer.pt", lambda tmp: torch.save(optimizer.state_dict(), tmp))
+    save_checkpoint(run_dir / "model.pt", robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
+                    preset=to_dict(preset), model_state=model.state_dict(), adapter_state=adapter.state_dict(),
+                    meta={"iteration": doc["iteration"], "env_steps": doc["env_steps"],
+                          "scenario": settings.scenario, "seed": settings.seed})
+    _write_progress(run_dir, doc)

@@ -1,0 +1,138 @@
+"""ReBAL adapter: the context changes predictions, meta-training lowers the K-step loss, reset restores the
+empty-window context, short windows, batched prediction and checkpointed encoder state."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from adaptive_mbrl.adaptation import AdapterConfig, make_adapter
+from adaptive_mbrl.adaptation.rebal import ReBALAdapter
+from adaptive_mbrl.models.dynamics import DynamicsModel, ModelConfig
+from adaptive_mbrl.training.meta_train import make_meta_optimizer
+from tests.test_grbal import ACT, OBS, _system
+
+PAST, FUTURE = 16, 16
+
+
+def _model(seed: int = 0) -> DynamicsModel:
+    return DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[32, 32], context_dim=4), seed=seed)
+
+
+def _config(cell: str = "gru") -> AdapterConfig:
+    return AdapterConfig(kind="rebal", window=PAST, encoder=cell, encoder_hidden=16)
+
+
+def _train(adapter: ReBALAdapter, obs, act, nxt, updates: int, rng: np.random.Generator) -> list[float]:
+    optimizer = make_meta_optimizer(adapter.model, adapter, 3e-3)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(updates):
+        task = torch.as_tensor(rng.integers(0, obs.shape[0], 16))
+        start = torch.as_tensor(rng.integers(0, obs.shape[1] - PAST - FUTURE, 16))
+        rows = start[:, None] + torch.arange(PAST + FUTURE)
+        loss, _ = adapter.meta_loss(*(t[task[:, None], rows] for t in (obs, act, nxt)), PAST, generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[ReBALAdapter, tuple[torch.Tensor, ...]]:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    obs, act, nxt = _system(64, 100, rng.choice([-1.0, -0.5, 0.5, 1.0], 64), seed=7)
+    model = _model()
+    model.fit_normalizers(obs.reshape(-1, OBS), act.reshape(-1, ACT), nxt.reshape(-1, OBS))
+    adapter = make_adapter(model, _config())
+    assert isinstance(adapter, ReBALAdapter)
+    losses = _train(adapter, obs, act, nxt, 250, rng)
+    return adapter, (obs, act, nxt, torch.tensor(losses))
+
+
+def _held_out(adapter: ReBALAdapter, adapt: bool) -> float:
+    gains = np.array([0.75, -0.75, 1.5, -1.5] * 5)
+    obs, act, nxt = _system(len(gains), PAST + FUTURE, gains, seed=8)
+    total = 0.0
+    for b in range(len(gains)):
+        adapter.reset()
+        if adapt:
+            adapter.adapt(obs[b, :PAST], act[b, :PAST], nxt[b, :PAST])
+        with torch.no_grad():
+            total += (adapter.predict(obs[b, PAST:], act[b, PAST:]) - nxt[b, PAST:]).square().mean().item()
+    return total / len(gains)
+
+
+def test_meta_training_lowers_the_k_step_loss_and_the_context_is_what_helps(trained) -> None:
+    adapter, (*_, losses) = trained
+    assert losses[-50:].mean() < 0.3 * losses[:10].mean()
+    without, with_context = _held_out(adapter, adapt=False), _held_out(adapter, adapt=True)
+    print(f"ReBAL held-out one-step MSE: empty-window context {without:.4f}, window context {with_context:.4f}")
+    assert with_context < 0.5 * without
+
+
+def test_context_changes_predictions_and_reset_restores_the_prior(trained) -> None:
+    adapter, (obs, act, nxt, _) = trained
+    adapter.reset()
+    prior_context = adapter.context.clone()
+    query = torch.randn(6, OBS), torch.rand(6, ACT)
+    prior_pred = adapter.predict(*query)
+    adapter.adapt(obs[0, :PAST], act[0, :PAST], nxt[0, :PAST])
+    assert not torch.allclose(adapter.context, prior_context)
+    assert (adapter.predict(*query) - prior_pred).abs().max() > 1e-3
+    adapter.reset()
+    assert torch.equal(adapter.context, prior_context)
+    assert torch.equal(adapter.predict(*query), prior_pred)
+
+
+def test_short_and_empty_windows_and_masking(trained) -> None:
+    """Fewer than M transitions: the encoder reads what there is; a masked step leaves the state as it is."""
+    adapter, (obs, act, nxt, _) = trained
+    adapter.adapt(obs[0, :0], act[0, :0], nxt[0, :0])
+    empty = adapter.context.clone()
+    adapter.reset()
+    assert torch.equal(adapter.context, empty)
+    adapter.adapt(obs[0, :3], act[0, :3], nxt[0, :3])
+    three = adapter.context.clone()
+    assert not torch.allclose(three, empty)
+    mask = torch.tensor([[False] * 5 + [True] * 3])
+    with torch.no_grad():
+        masked = adapter.encode(obs[:1, :8][:, [0, 0, 0, 0, 0, 0, 1, 2]], act[:1, :8][:, [0, 0, 0, 0, 0, 0, 1, 2]],
+                                nxt[:1, :8][:, [0, 0, 0, 0, 0, 0, 1, 2]], mask)
+    torch.testing.assert_close(masked[0], three)
+
+
+def test_batch_predict_matches_each_adapter(trained) -> None:
+    adapter, (obs, act, nxt, _) = trained
+    adapters = [make_adapter(adapter.model, _config()) for _ in range(3)]
+    for a in adapters:
+        a.load_state_dict(adapter.state_dict())
+    adapters[0].adapt(obs[0, :PAST], act[0, :PAST], nxt[0, :PAST])
+    adapters[1].adapt(obs[5, :7], act[5, :7], nxt[5, :7])
+    q_obs, q_act = torch.randn(3, 9, OBS), torch.rand(3, 9, ACT)
+    with torch.inference_mode():
+        batched = ReBALAdapter.batch_predict(adapters)(q_obs, q_act)
+    for e, a in enumerate(adapters):
+        torch.testing.assert_close(batched[e], a.predict(q_obs[e], q_act[e]))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_state_dict_round_trip_and_mismatch(cell: str) -> None:
+    model = _model()
+    first, second = make_adapter(model, _config(cell)), make_adapter(model, _config(cell))
+    with torch.no_grad():
+        for p in first.learned.parameters():
+            p.add_(0.1)
+    first.reset()
+    second.load_state_dict(first.state_dict())
+    assert torch.equal(first.context, second.context)
+    other = make_adapter(model, AdapterConfig(kind="rebal", encoder=cell, encoder_hidden=8))
+    with pytest.raises(ValueError, match="adapter state does not fit"):
+        other.load_state_dict(first.state_dict())
+
+
+def test_rebal_needs_a_context_input() -> None:
+    with pytest.raises(ValueError, match="context_dim"):
+        make_adapter(DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[8])), _config())
