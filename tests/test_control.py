@@ -1,7 +1,6 @@
 """AdaptiveController: action contract, input checks, the adaptation window, reset, determinism, loading."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from adaptive_mbrl.envs.objectives import Objective, make_objective
-from adaptive_mbrl.envs.perturbations import Perturbation, apply_all, describe
+from adaptive_mbrl.envs.perturbations import Perturbation, apply_all
 from adaptive_mbrl.envs.robot_spec import RobotSpec
 from adaptive_mbrl.envs.scenarios import ScenarioSpec, Task
 from adaptive_mbrl.envs.simulator import Simulator

@@ -26,7 +26,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from adaptive_mbrl.adaptation.base import make_adapter
@@ -40,7 +39,7 @@ from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from adaptive_mbrl.training.collect import VectorCollector, random_policy
-from adaptive_mbrl.training.train_model import RunSettings, _resume_state, _write_progress
+from adaptive_mbrl.training.train_model import RunSettings, _write_progress, open_run
 
 META_ADAPTERS = ("grbal", "rebal")
 
@@ -150,22 +149,15 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         the checkpoint path (``run_dir / "model.pt"``).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     cfg, device = preset.training, torch.device(settings.device)
-    config = {"preset": to_dict(preset), "run": to_dict(settings)}
+    state, collector = open_run(preset, settings, run_dir, resume)
     ckpt_path = run_dir / "model.pt"
-    state = _resume_state(run_dir, config) if resume else None
-    torch.manual_seed(settings.seed)
-    collector = VectorCollector(settings.robot, settings.scenario, cfg.parallel_envs, settings.backend,
-                                seed=settings.seed * 100_000 + (state["progress"]["episodes_seeded"] if state else 0),
-                                episode_steps=cfg.episode_steps or None)
     obs_dim, act_dim = collector.obs.shape[1], collector.envs[0].action_space.shape[0]
     model = DynamicsModel(obs_dim, act_dim, preset.model, device=device, seed=settings.seed)
     adapter = build_meta_adapter(model, preset)
     optimizer = make_meta_optimizer(model, adapter, preset.meta.learning_rate)
     start = time.perf_counter()
     if state is None:
-        atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
         buffer = TransitionBuffer(obs_dim, act_dim)
         stats = collector.run(random_policy(act_dim, np.random.default_rng(settings.seed)), cfg.random_steps,
                               buffer, progress, "random data")

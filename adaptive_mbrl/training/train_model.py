@@ -60,6 +60,26 @@ def _fit(model: DynamicsModel, buffer: TransitionBuffer, epochs: int, generator:
     return float(losses[result.best_epoch]) if losses else float("nan")
 
 
+def open_run(preset: ControllerPreset, settings: RunSettings, run_dir: Path,
+             resume: bool) -> tuple[dict | None, VectorCollector]:
+    """Start or resume a run in ``run_dir``: check and (re)write ``config.yaml``, seed torch, and build the
+    collector (its reset seeds continue after the episodes a resumed run already used).
+
+    Returns:
+        (the resumed state ``{"progress", "buffer"}`` or None for a fresh run, the collector).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"preset": to_dict(preset), "run": to_dict(settings)}
+    state = _resume_state(run_dir, config) if resume else None
+    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+    torch.manual_seed(settings.seed)
+    cfg = preset.training
+    seeded = state["progress"]["episodes_seeded"] if state else 0
+    collector = VectorCollector(settings.robot, settings.scenario, cfg.parallel_envs, settings.backend,
+                                seed=settings.seed * 100_000 + seeded, episode_steps=cfg.episode_steps or None)
+    return state, collector
+
+
 def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
                 progress: bool | None = None) -> Path:
     """Train ``preset``'s model on ``settings.robot`` / ``settings.scenario``; returns the checkpoint path.
@@ -72,22 +92,15 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         progress: show progress bars (default: when attached to a terminal).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     cfg, device = preset.training, torch.device(settings.device)
-    config = {"preset": to_dict(preset), "run": to_dict(settings)}
+    state, collector = open_run(preset, settings, run_dir, resume)
     ckpt_path = run_dir / "model.pt"
-    state = _resume_state(run_dir, config) if resume else None
-    torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
-    collector = VectorCollector(settings.robot, settings.scenario, cfg.parallel_envs, settings.backend,
-                                seed=settings.seed * 100_000 + (state["progress"]["episodes_seeded"] if state else 0),
-                                episode_steps=cfg.episode_steps or None)
     obs_dim, act_dim = collector.obs.shape[1], collector.envs[0].action_space.shape[0]
     model = DynamicsModel(obs_dim, act_dim, preset.model, device=device)
     start = time.perf_counter()
     if state is None:
-        atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
         buffer = TransitionBuffer(obs_dim, act_dim)
         stats = collector.run(random_policy(act_dim, rng), cfg.random_steps, buffer, progress, "random data")
         val = _fit(model, buffer, cfg.first_epochs, generator, progress)
@@ -97,7 +110,6 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         _save(run_dir, ckpt_path, buffer, model, preset, settings, progress_doc)
     else:
         buffer, progress_doc = state["buffer"], state["progress"]
-        atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
         load_model_state(model, load_checkpoint(ckpt_path, device)["model_state"])
         start -= progress_doc["wall_clock_s"]
     planner = make_planner(preset.planner, act_dim, device=device, seed=settings.seed)

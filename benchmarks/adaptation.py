@@ -1,0 +1,125 @@
+"""Adaptation under held-out and mid-episode dynamics shifts: GrBAL, ReBAL, MB and MB+DE on the same tasks.
+
+    python benchmarks/adaptation.py --robot half_cheetah --train-scenario crippled_joint_train \
+        --test-scenarios crippled_joint_test joint_break_midepisode --seeds 0 1 2 --episodes 3
+
+For every training seed, each method's model is trained on the training scenario with the same data
+budget (the presets' ``training`` sections) in ``runs/adapt_<robot>_<train>_<preset>_s<seed>`` (resumable:
+run the same command again after an interruption; ``--train-only`` / ``--eval-only`` split the work, e.g.
+to train methods in parallel processes with ``--methods``). MB and MB+DE share the MB model. Evaluation
+episodes use seeds 10_000 + i, so every method faces the same tasks. For scenarios with a mid-episode
+event, the table adds the recovery: steps after the damage until the 5-step moving average of the reward
+is back to >= 80 % of its post-damage steady level (mean reward over damage+50 .. damage+200).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adaptive_mbrl.cli import run_episode
+from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.envs import get_scenario
+from adaptive_mbrl.presets import load_preset
+from adaptive_mbrl.training.meta_train import meta_train
+from adaptive_mbrl.training.train_model import RunSettings, train_model
+
+# method -> (preset trained, preset run)
+METHODS = {"MB": ("mb", "mb"), "MB+DE": ("mb", "mb_de"), "GrBAL": ("grbal", "grbal"), "ReBAL": ("rebal", "rebal")}
+
+
+def run_dir(robot: str, scenario: str, preset: str, seed: int) -> Path:
+    return Path(f"runs/adapt_{robot}_{scenario}_{preset}_s{seed}")
+
+
+def train(robot: str, scenario: str, preset_name: str, seed: int) -> Path:
+    """Train (or finish training) one preset; returns its checkpoint."""
+    preset = load_preset(preset_name)
+    trainer = meta_train if preset.adapter.kind in ("grbal", "rebal") else train_model
+    folder = run_dir(robot, scenario, preset_name, seed)
+    return trainer(preset, RunSettings(robot, scenario, seed=seed), folder,
+                   resume=(folder / "progress.json").exists())
+
+
+def recovery_steps(rewards: np.ndarray, damage_step: int, window: int = 5) -> float:
+    """Steps after ``damage_step`` until the moving-average reward reaches 80 % of the post-damage steady
+    level (mean over damage+50 .. damage+200); NaN if the level is not positive or never reached."""
+    steady = rewards[damage_step + 50: damage_step + 200].mean()
+    if not steady > 0:
+        return float("nan")
+    smooth = np.convolve(rewards, np.ones(window) / window, mode="same")
+    for k in range(len(rewards) - damage_step):
+        if smooth[damage_step + k] >= 0.8 * steady:
+            return float(k)
+    return float("nan")
+
+
+def evaluate(robot: str, scenario: str, method: str, checkpoint: Path, episodes: int) -> list[np.ndarray]:
+    controller = AdaptiveController.from_checkpoint(checkpoint, preset=METHODS[method][1], seed=0)
+    return [np.array(run_episode(controller, robot, scenario, 10_000 + i)[1]) for i in range(episodes)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--robot", default="half_cheetah")
+    parser.add_argument("--train-scenario", default="crippled_joint_train")
+    parser.add_argument("--test-scenarios", nargs="+", default=["crippled_joint_test", "joint_break_midepisode"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--episodes", type=int, default=3, help="evaluation episodes per seed and scenario")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 when running in parallel)")
+    parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--eval-only", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    checkpoints: dict[tuple[str, int], Path] = {}
+    for seed in args.seeds:
+        for method in args.methods:
+            preset = METHODS[method][0]
+            if args.eval_only:
+                checkpoints[method, seed] = run_dir(args.robot, args.train_scenario, preset, seed) / "model.pt"
+                continue
+            start = time.perf_counter()
+            checkpoints[method, seed] = train(args.robot, args.train_scenario, preset, seed)
+            print(f"trained {preset} seed {seed}: {checkpoints[method, seed]} ({time.perf_counter() - start:.0f} s "
+                  "in this call)", flush=True)
+    if args.train_only:
+        return
+
+    print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each\n")
+    print("| scenario | method | mean return | std | x MB | recovery steps (80 %) | control Hz |")
+    print("|---|---|---|---|---|---|---|")
+    for scenario in args.test_scenarios:
+        events = get_scenario(args.robot, scenario).events
+        damage = events[0].at_step if events else None
+        results = {}
+        for method in args.methods:
+            start, curves = time.perf_counter(), []
+            for seed in args.seeds:
+                curves += evaluate(args.robot, scenario, method, checkpoints[method, seed], args.episodes)
+            hz = sum(len(c) for c in curves) / (time.perf_counter() - start)
+            results[method] = curves
+            returns = np.array([c.sum() for c in curves])
+            mb = np.mean([c.sum() for c in results["MB"]]) if "MB" in results else float("nan")
+            recovery = (f"{np.nanmean([recovery_steps(c, damage) for c in curves]):.0f}"
+                        if damage is not None else "-")
+            print(f"| {scenario} | {method} | {returns.mean():.1f} | {returns.std():.1f} | "
+                  f"{returns.mean() / mb:.2f} | {recovery} | {hz:.0f} |", flush=True)
+        if damage is not None:
+            print(f"\nreward per step around the damage at step {damage} (mean over episodes, 10-step bins):\n")
+            bins = list(range(damage - 20, damage + 80, 10))
+            print("| method | " + " | ".join(f"{b - damage:+d}" for b in bins) + " |")
+            print("|---|" + "---|" * len(bins))
+            for method, curves in results.items():
+                mean = np.mean(np.stack(curves), axis=0)
+                print(f"| {method} | " + " | ".join(f"{mean[b:b + 10].mean():.2f}" for b in bins) + " |")
+            print()
+
+
+if __name__ == "__main__":
+    main()
