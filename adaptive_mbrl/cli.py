@@ -39,9 +39,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from adaptive_mbrl.baselines import is_baseline_preset
     from adaptive_mbrl.presets import load_preset
     from adaptive_mbrl.training.train_model import RunSettings, train_model
 
+    if is_baseline_preset(args.controller):  # PEARL / RL² (controllers/baselines/)
+        return _train_baseline(args)
     preset = load_preset(args.controller)
     for key in ("iterations", "random_steps", "steps_per_iteration", "parallel_envs"):
         if getattr(args, key) is not None:
@@ -53,6 +56,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from adaptive_mbrl.training.meta_train import meta_train as trainer
     checkpoint = trainer(preset, RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device),
                          out, resume=args.resume, progress=None if not args.quiet else False)
+    print(f"trained {preset.name} on {args.robot}/{args.scenario} in {time.perf_counter() - start:.0f} s: {checkpoint}")
+    return 0
+
+
+def _train_baseline(args: argparse.Namespace) -> int:
+    from adaptive_mbrl.baselines import load_baseline_preset, train_baseline
+    from adaptive_mbrl.training.train_model import RunSettings
+
+    preset = load_baseline_preset(args.controller)
+    if args.iterations is not None:
+        preset.training.iterations = args.iterations
+    out = Path(args.out or f"runs/{preset.name}_{args.robot}_{args.scenario}_s{args.seed}")
+    start = time.perf_counter()
+    checkpoint = train_baseline(preset, RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device),
+                                out, resume=args.resume, progress=None if not args.quiet else False)
     print(f"trained {preset.name} on {args.robot}/{args.scenario} in {time.perf_counter() - start:.0f} s: {checkpoint}")
     return 0
 
@@ -83,9 +101,15 @@ def run_episode(controller, robot: str, scenario: str, seed: int, backend: str =
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from adaptive_mbrl.control import AdaptiveController
+    from adaptive_mbrl.training.checkpoint import load_checkpoint
 
-    controller = AdaptiveController.from_checkpoint(args.checkpoint, preset=args.controller, device=args.device,
-                                                    seed=args.seed, backend=args.backend)
+    if load_checkpoint(args.checkpoint)["preset"].get("kind") in ("pearl", "rl2"):  # a model-free baseline
+        from adaptive_mbrl.baselines import PolicyController
+        controller = PolicyController.from_checkpoint(args.checkpoint, device=args.device, seed=args.seed,
+                                                      backend=args.backend)
+    else:
+        controller = AdaptiveController.from_checkpoint(args.checkpoint, preset=args.controller, device=args.device,
+                                                        seed=args.seed, backend=args.backend)
     robot = _checkpoint_robot(args.checkpoint)
     returns = []
     for episode in range(args.episodes):

@@ -35,9 +35,12 @@ def run_dir(robot: str, scenario: str, preset: str, seed: int) -> Path:
     return Path(f"runs/adapt_{robot}_{scenario}_{preset}_s{seed}")
 
 
-def train(robot: str, scenario: str, preset_name: str, seed: int) -> Path:
-    """Train (or finish training) one preset; returns its checkpoint."""
+def train(robot: str, scenario: str, preset_name: str, seed: int, iterations: int | None = None) -> Path:
+    """Train (or finish training) one preset; returns its checkpoint. ``iterations`` overrides the preset's
+    number of collection rounds (the same for every method, so the data budgets stay equal)."""
     preset = load_preset(preset_name)
+    if iterations is not None:
+        preset.training.iterations = iterations
     trainer = meta_train if preset.adapter.kind in ("grbal", "rebal") else train_model
     folder = run_dir(robot, scenario, preset_name, seed)
     return trainer(preset, RunSettings(robot, scenario, seed=seed), folder,
@@ -71,6 +74,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--episodes", type=int, default=3, help="evaluation episodes per seed and scenario")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 when running in parallel)")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="collection rounds for every method (default: the presets'; equal data budgets)")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args()
@@ -85,7 +90,7 @@ def main() -> None:
                 checkpoints[method, seed] = run_dir(args.robot, args.train_scenario, preset, seed) / "model.pt"
                 continue
             start = time.perf_counter()
-            checkpoints[method, seed] = train(args.robot, args.train_scenario, preset, seed)
+            checkpoints[method, seed] = train(args.robot, args.train_scenario, preset, seed, args.iterations)
             print(f"trained {preset} seed {seed}: {checkpoints[method, seed]} ({time.perf_counter() - start:.0f} s "
                   "in this call)", flush=True)
     if args.train_only:
