@@ -212,7 +212,7 @@ def test_crash_before_progress_is_written_does_not_duplicate_data(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A kill after round 2 wrote buffer.npz but before progress.json: resume reruns round 2 exactly once."""
     run_dir, data = tmp_path / "run", _tiny(iterations=2)
-    real_write, calls = tm._write_progress, []
+    real_write, calls = tm.write_progress, []
 
     def crash_on_round_2(run_dir_arg: Path, progress: dict) -> None:
         calls.append(progress["iteration"])
@@ -220,7 +220,7 @@ def test_crash_before_progress_is_written_does_not_duplicate_data(tmp_path: Path
             raise KeyboardInterrupt("killed")
         real_write(run_dir_arg, progress)
 
-    monkeypatch.setattr(tm, "_write_progress", crash_on_round_2)
+    monkeypatch.setattr(tm, "write_progress", crash_on_round_2)
     with pytest.raises(KeyboardInterrupt):
         train_model(_preset(data), RunSettings("cartpole", seed=0), run_dir, progress=False)
     monkeypatch.undo()

@@ -7,8 +7,6 @@ atomically after every iteration, progress last, so progress only ever points at
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import yaml
 from adaptive_mbrl.baselines.presets import BaselinePreset, baseline_from_dict
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.training.checkpoint import atomic_write
+from adaptive_mbrl.training.train_model import write_progress  # noqa: F401  (re-exported for the baselines)
 
 
 def run_config(preset: BaselinePreset, settings: Any) -> dict[str, Any]:
@@ -47,18 +46,6 @@ def open_run(run_dir: Path, config: dict[str, Any], resume: bool) -> dict[str, A
         progress = json.loads(progress_file.read_text())
     atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
     return progress
-
-
-def write_progress(run_dir: Path, progress: dict[str, Any]) -> None:
-    """``progress.json`` and ``metrics.csv`` (one row per entry of ``progress["history"]``)."""
-    atomic_write(run_dir / "progress.json", lambda tmp: Path(tmp).write_text(json.dumps(progress, indent=1)))
-    rows = progress["history"]
-    if rows:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(text.getvalue()))
 
 
 def save_trainer_state(run_dir: Path, state: dict[str, Any]) -> None:

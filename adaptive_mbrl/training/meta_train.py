@@ -39,7 +39,7 @@ from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from adaptive_mbrl.training.collect import VectorCollector, random_policy
-from adaptive_mbrl.training.train_model import RunSettings, _write_progress, open_run
+from adaptive_mbrl.training.train_model import RunSettings, open_run, write_progress
 
 META_ADAPTERS = ("grbal", "rebal")
 
@@ -228,4 +228,4 @@ def _save(run_dir: Path, buffer: TransitionBuffer, model: DynamicsModel, adapter
                     preset=to_dict(preset), model_state=model.state_dict(), adapter_state=adapter.state_dict(),
                     meta={"iteration": doc["iteration"], "env_steps": doc["env_steps"],
                           "scenario": settings.scenario, "seed": settings.seed})
-    _write_progress(run_dir, doc)
+    write_progress(run_dir, doc)

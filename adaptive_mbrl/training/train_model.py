@@ -40,7 +40,8 @@ class RunSettings:
     device: str = "cpu"
 
 
-def _write_progress(run_dir: Path, progress: dict) -> None:
+def write_progress(run_dir: Path, progress: dict) -> None:
+    """``progress.json`` and ``metrics.csv`` (one row per entry of ``progress["history"]``), atomically."""
     atomic_write(run_dir / "progress.json", lambda tmp: Path(tmp).write_text(json.dumps(progress, indent=1)))
     rows = progress["history"]
     if rows:
@@ -148,7 +149,7 @@ def _save(run_dir: Path, ckpt_path: Path, buffer: TransitionBuffer, model: Dynam
                     preset=to_dict(preset), model_state=model.state_dict(),
                     meta={"iteration": progress_doc["iteration"], "env_steps": progress_doc["env_steps"],
                           "scenario": settings.scenario, "seed": settings.seed})
-    _write_progress(run_dir, progress_doc)
+    write_progress(run_dir, progress_doc)
 
 
 def _without_round_count(config: dict) -> dict:
