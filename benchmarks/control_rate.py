@@ -24,7 +24,8 @@ from adaptive_mbrl.presets import ControllerPreset, load_preset
 
 PLANNERS = {
     "RS 500x10 (paper)": PlannerConfig(kind="random_shooting", horizon=10, samples=500, iterations=1, elites=1),
-    "iCEM 3x200 H15 (default)": load_preset("mb").planner,
+    "{0.kind} {0.iterations}x{0.samples} H{0.horizon} (default `mb`)".format(load_preset("mb").planner):
+        load_preset("mb").planner,
     "CEM 5x200 H15": PlannerConfig(kind="cem", horizon=15, samples=200, iterations=5, elites=20),
     "MPPI 3x200 H15": PlannerConfig(kind="mppi", horizon=15, samples=200, iterations=3, elites=20),
 }
