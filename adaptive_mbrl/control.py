@@ -157,3 +157,27 @@ class AdaptiveController:
     def describe(self) -> dict[str, Any]:
         """The preset as plain data."""
         return to_dict(self.preset)
+
+
+class RandomController:
+    """Uniformly random actions in [-1, 1] behind the controller interface: the floor every method must
+    clear, usable wherever an :class:`AdaptiveController` is (``reset`` / ``act`` / ``observe``).
+
+    Args:
+        action_dim: size of the action.
+        seed: seeds the action stream (the same seed gives the same actions).
+    """
+
+    def __init__(self, action_dim: int, seed: int | None = None) -> None:
+        self.action_dim = action_dim
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        """Nothing to forget; the action stream continues."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """A random action [action_dim] (float32), whatever ``obs`` is."""
+        return self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
+
+    def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> None:
+        """Ignored: a random controller does not adapt."""

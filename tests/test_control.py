@@ -269,3 +269,15 @@ def test_controller_drives_a_raw_mujoco_loop_like_the_gym_env(model: DynamicsMod
         obs = next_obs
     np.testing.assert_allclose(np.stack(raw_actions), np.stack(gym_actions), atol=1e-6)
     np.testing.assert_allclose(obs, gym_obs[-1], atol=1e-9)
+
+
+def test_random_controller_is_seeded_bounded_and_ignores_observations(env) -> None:
+    """The random floor: actions in [-1, 1] of the right size, reproducible under a seed."""
+    from adaptive_mbrl.control import RandomController
+
+    first, second, other = RandomController(1, seed=4), RandomController(1, seed=4), RandomController(1, seed=5)
+    actions = [first.act(np.zeros(5)) for _ in range(50)]
+    assert all(a.shape == (1,) and a.dtype == np.float32 and abs(a[0]) <= 1.0 for a in actions)
+    assert np.array_equal(np.stack(actions), np.stack([second.act(np.ones(5)) for _ in range(50)]))
+    assert not np.array_equal(np.stack(actions), np.stack([other.act(np.zeros(5)) for _ in range(50)]))
+    assert np.std(np.stack(actions)) > 0.4  # spread over [-1, 1] (uniform: 0.58)

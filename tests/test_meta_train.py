@@ -16,6 +16,7 @@ import torch
 from adaptive_mbrl.cli import run_episode
 from adaptive_mbrl.config import from_dict
 from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.control import RandomController
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.checkpoint import load_checkpoint
@@ -138,20 +139,6 @@ def test_meta_train_refuses_a_non_meta_adapter(tmp_path: Path) -> None:
 
 
 # --- learning check ---------------------------------------------------------------------------------------
-class _Random:
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def reset(self) -> None:
-        pass
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, 1).astype(np.float32)
-
-    def observe(self, *args) -> None:
-        pass
-
-
 @pytest.mark.slow
 def test_grbal_learns_cartpole_and_copes_with_a_weaker_motor(tmp_path: Path) -> None:
     """GrBAL meta-trained on weak_motor_train (motor 60-100%, 2.6k environment steps) swings the cart-pole
@@ -174,7 +161,7 @@ def test_grbal_learns_cartpole_and_copes_with_a_weaker_motor(tmp_path: Path) -> 
     ctrl = AdaptiveController.from_checkpoint(ckpt, seed=0)
     fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s)[0] for s in range(2)]
     weak = [run_episode(ctrl, "cartpole", "weak_motor_test", 100 + s)[0] for s in range(2)]
-    random = [run_episode(_Random(s), "cartpole", "weak_motor_test", 200 + s)[0] for s in range(3)]
+    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_test", 200 + s)[0] for s in range(3)]
     print(f"GrBAL cartpole: motor fault {fault}, weak motor {weak}, random {random}")
     assert np.mean(random) < -150
     assert np.mean(fault) > np.mean(random) + 100, (fault, random)

@@ -13,6 +13,7 @@ from adaptive_mbrl.baselines.pearl import PEARLAgent, kl_to_standard_normal, mak
 from adaptive_mbrl.baselines.presets import PEARLPreset, PEARLTraining, SACConfig
 from adaptive_mbrl.baselines.train_pearl import train_pearl
 from adaptive_mbrl.cli import run_episode
+from adaptive_mbrl.control import RandomController
 from adaptive_mbrl.training.train_model import RunSettings
 
 
@@ -135,20 +136,6 @@ def test_within_episode_context_changes_z_after_a_mid_episode_change() -> None:
 
 
 # --- learning check ---------------------------------------------------------------------------------------
-class _Random:
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def reset(self) -> None:
-        pass
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, 1).astype(np.float32)
-
-    def observe(self, *args) -> None:
-        pass
-
-
 LEARNING_PRESET = PEARLPreset(
     name="pearl_check", encoder_hidden=[64, 64], context_window=32,
     sac=SACConfig(hidden_sizes=[64, 64], learning_rate=1e-3, reward_scale=5.0),
@@ -171,7 +158,7 @@ def test_pearl_learns_cartpole_swing_up(tmp_path: Path) -> None:
     ctrl = PolicyController.from_checkpoint(ckpt, seed=0)
     learned = [run_episode(ctrl, "cartpole", "weak_motor_train", 100 + s)[0] for s in range(3)]
     fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s)[0] for s in range(2)]
-    random = [run_episode(_Random(s), "cartpole", "weak_motor_train", 200 + s)[0] for s in range(3)]
+    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_train", 200 + s)[0] for s in range(3)]
     print(f"PEARL cartpole: train tasks {learned}, motor fault {fault}, random {random}")
     assert np.mean(random) < -180
     assert np.mean(learned) > np.mean(random) + 70, (learned, random)

@@ -16,6 +16,7 @@ from adaptive_mbrl.baselines.presets import RL2Preset, RL2Training
 from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
 from adaptive_mbrl.baselines.train_rl2 import collect_trials, train_rl2
 from adaptive_mbrl.cli import run_episode
+from adaptive_mbrl.control import RandomController
 from adaptive_mbrl.training.train_model import RunSettings
 
 
@@ -104,20 +105,6 @@ def test_training_iteration_writes_a_loadable_checkpoint_and_resumes(tmp_path: P
 
 
 # --- learning check ---------------------------------------------------------------------------------------
-class _Random:
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def reset(self) -> None:
-        pass
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, 1).astype(np.float32)
-
-    def observe(self, *args) -> None:
-        pass
-
-
 LEARNING_PRESET = RL2Preset(
     name="rl2_check", hidden_size=64, embed_size=32, init_log_std=0.0, learning_rate=3e-3, reward_scale=0.1,
     entropy_coef=0.0, training=RL2Training(iterations=20, trials_per_iteration=8, episodes_per_trial=2, epochs=8,
@@ -138,7 +125,7 @@ def test_rl2_learns_cartpole_swing_up(tmp_path: Path) -> None:
     ctrl = PolicyController.from_checkpoint(ckpt, seed=0)
     learned = [run_episode(ctrl, "cartpole", "weak_motor_train", 100 + s)[0] for s in range(3)]
     fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s)[0] for s in range(2)]
-    random = [run_episode(_Random(s), "cartpole", "weak_motor_train", 200 + s)[0] for s in range(3)]
+    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_train", 200 + s)[0] for s in range(3)]
     print(f"RL2 cartpole: train tasks {learned}, motor fault {fault}, random {random}")
     assert np.mean(random) < -180
     assert np.mean(learned) > np.mean(random) + 100, (learned, random)
