@@ -131,11 +131,15 @@ def describe(perturbation: Perturbation) -> dict[str, Any]:
 
 
 def apply_all(sim: Simulator, robot: RobotSpec, perturbations: list[Perturbation]) -> None:
-    """Reset ``sim`` to the nominal model, apply ``perturbations`` in order, and commit the edits."""
+    """Reset ``sim`` to the nominal model, apply ``perturbations`` in order, and commit the edits.
+
+    ``restore_nominal`` alone leaves the model exact, so with no perturbations there is nothing to commit.
+    """
     sim.restore_nominal()
     for perturbation in perturbations:
         perturbation.apply(sim, robot)
-    sim.commit_edits()
+    if perturbations:
+        sim.commit_edits()
 
 
 __all__ = ["JointDamage", "Payload", "Friction", "MassScale", "DampingScale", "Slope", "Perturbation",
