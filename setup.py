@@ -1,6 +1,6 @@
 """Build hook: ship the top-level data folders inside the wheel.
 
-The user fixed the repository layout (``robots/``, ``controllers/``, ``sim_configs/`` at the top level).
+The user fixed the repository layout (``robots/``, ``controllers/``, ``sim_configs/`` at the top level, plus ``benchmarks/``).
 A non-editable install must still find them from any working directory, so ``build_py`` copies them into
 ``adaptive_mbrl/_data/``; :mod:`adaptive_mbrl.paths` looks there first and falls back to the source tree.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA_FOLDERS = ("robots", "controllers", "sim_configs")
+DATA_FOLDERS = ("robots", "controllers", "sim_configs", "benchmarks")
 
 
 class BuildPyWithData(build_py):

@@ -1,13 +1,18 @@
-"""``adaptive-mbrl``: list robots / scenarios / controllers, train a model, run a controller.
+"""``adaptive-mbrl``: train adaptive controllers, run them, and evaluate them under dynamics shifts.
 
-    adaptive-mbrl list
-    adaptive-mbrl train --controller mb --robot half_cheetah --scenario crippled_joint_train --out runs/mb_hc
-    adaptive-mbrl run --checkpoint runs/mb_hc/model.pt --controller mb_de --scenario joint_break_midepisode
-    adaptive-mbrl demo          # the README's main job: train on the cart-pole, run MB and MB+DE under a motor fault
+    adaptive-mbrl list                                   # robots, scenarios, controllers, suites, benchmarks
+    adaptive-mbrl eval --suite quickstart                # the shipped controllers on held-out damage (minutes)
+    adaptive-mbrl train --controller grbal --robot half_cheetah --scenario crippled_joint_train
+    adaptive-mbrl run --checkpoint shipped:half_cheetah/grbal --scenario joint_break_midepisode --video out.mp4
+    adaptive-mbrl bench control_rate -- --steps 40       # a script of benchmarks/ (prints a table)
+    adaptive-mbrl demo                                   # train on the cart-pole (1 min), MB vs MB+DE on a fault
+
+Shipped checkpoints are addressed as ``shipped:<robot>/<name>`` wherever a checkpoint path is accepted.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +40,38 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print("controllers:")
         for name in list_presets():
             print(f"  {name:14s} {load_preset(name).description}")
+        shipped = shipped_checkpoints()
+        if shipped:
+            print("shipped checkpoints (use as --checkpoint shipped:<robot>/<name>):")
+            for name in shipped:
+                print(f"  shipped:{name}")
+    if args.what in ("suites", "all"):
+        from adaptive_mbrl.evaluation import list_suites, load_suite
+        print("suites (adaptive-mbrl eval --suite NAME):")
+        for name in list_suites():
+            print(f"  {name:14s} {load_suite(name).description}")
+    if args.what in ("benchmarks", "all"):
+        print("benchmarks (adaptive-mbrl bench NAME -- ARGS):")
+        for name in list_benchmarks():
+            print(f"  {name}")
     return 0
+
+
+def shipped_checkpoints() -> list[str]:
+    """``<robot>/<name>`` of every checkpoint under ``controllers/checkpoints/``."""
+    from adaptive_mbrl.paths import controllers_dir
+    root = controllers_dir() / "checkpoints"
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.glob("*/*.pt"))
+
+
+def _checkpoint_path(spec: str) -> str:
+    """A ``--checkpoint`` value: ``shipped:<robot>/<name>`` or a path."""
+    from adaptive_mbrl.evaluation import resolve_checkpoint
+    path = resolve_checkpoint(spec, 0)
+    if spec.startswith("shipped:") and not path.is_file():
+        raise FileNotFoundError(f"no shipped checkpoint {spec!r}; allowed: "
+                                + ", ".join(f"shipped:{n}" for n in shipped_checkpoints()))
+    return str(path)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -75,60 +111,82 @@ def _train_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_episode(controller, robot: str, scenario: str, seed: int, backend: str = "mujoco",
-                print_every: int = 0) -> tuple[float, list[float]]:
-    """One episode of ``controller`` on ``robot`` / ``scenario``; returns (return, reward per step)."""
-    import adaptive_mbrl as am
-
-    env = am.make(robot, scenario, backend=backend, seed=seed)
-    obs, info = env.reset()
-    controller.reset()
-    rewards: list[float] = []
-    done = False
-    while not done:
-        action = controller.act(obs)
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        controller.observe(obs, action, next_obs)
-        obs, done = next_obs, terminated or truncated
-        rewards.append(reward)
-        if info["perturbation_changed"] and print_every:
-            print(f"  step {len(rewards) - 1}: dynamics changed -> {info['active_perturbations']}")
-        if print_every and len(rewards) % print_every == 0:
-            print(f"  step {len(rewards):4d}  reward {reward:7.3f}  return so far {sum(rewards):9.2f}")
-    env.close()
-    return float(sum(rewards)), rewards
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from adaptive_mbrl.control import AdaptiveController
+    from adaptive_mbrl.evaluation import load_controller, run_episode
     from adaptive_mbrl.training.checkpoint import load_checkpoint
 
-    if load_checkpoint(args.checkpoint)["preset"].get("kind") in ("pearl", "rl2"):  # a model-free baseline
-        from adaptive_mbrl.baselines import PolicyController
-        controller = PolicyController.from_checkpoint(args.checkpoint, device=args.device, seed=args.seed,
-                                                      backend=args.backend)
-    else:
-        controller = AdaptiveController.from_checkpoint(args.checkpoint, preset=args.controller, device=args.device,
-                                                        seed=args.seed, backend=args.backend)
-    robot = _checkpoint_robot(args.checkpoint)
+    if args.video:  # before anything imports mujoco: it picks an offscreen GL backend on headless machines
+        from adaptive_mbrl.rendering import record_episode
+    checkpoint = _checkpoint_path(args.checkpoint)
+    controller = load_controller(checkpoint, args.controller, device=args.device, seed=args.seed,
+                                 backend=args.backend)
+    robot = load_checkpoint(checkpoint)["robot"]
     returns = []
     for episode in range(args.episodes):
-        total, _ = run_episode(controller, robot, args.scenario, args.seed + episode, args.backend, args.print_every)
+        if args.video:
+            video = _episode_video_path(Path(args.video), episode, args.episodes)
+            total, _ = record_episode(controller, robot, args.scenario, video, seed=args.seed + episode,
+                                      max_steps=args.steps, backend=args.backend, print_every=args.print_every)
+            print(f"wrote {video}")
+        else:
+            total = run_episode(controller, robot, args.scenario, args.seed + episode, args.backend,
+                                args.print_every, episode_steps=args.steps).total
         returns.append(total)
         print(f"episode {episode}: return {total:.2f}")
-    print(f"{controller.preset.name} on {robot}/{args.scenario}: mean return {np.mean(returns):.2f} "
-          f"over {len(returns)} episode(s)")
+    name = getattr(getattr(controller, "preset", None), "name", type(controller).__name__)
+    print(f"{name} on {robot}/{args.scenario}: mean return {np.mean(returns):.2f} over {len(returns)} episode(s)")
     return 0
 
 
-def _checkpoint_robot(path: str) -> str:
-    from adaptive_mbrl.training.checkpoint import load_checkpoint
-    return load_checkpoint(path)["robot"]
+def _episode_video_path(path: Path, episode: int, episodes: int) -> Path:
+    """``out.mp4`` for one episode, ``out_ep<i>.mp4`` for several."""
+    return path if episodes == 1 else path.with_name(f"{path.stem}_ep{episode}{path.suffix}")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from adaptive_mbrl.evaluation import load_suite, make_executor, run_suite
+
+    suite = load_suite(args.suite)
+    out = Path(args.out or f"runs/suite_{suite.name}")
+    executor = make_executor(args.executor, args.workers, args.ray_address, args.device)
+    start = time.perf_counter()
+    run_suite(suite, out, executor, resume=not args.fresh_error, progress=None if not args.quiet else False)
+    print((out / "summary.md").read_text())
+    print(f"suite {suite.name} in {time.perf_counter() - start:.0f} s; results, tables and plots in {out}/ "
+          "(summary.md, summary.csv, episodes.csv, returns.png, damage_*.png)")
+    return 0
+
+
+def list_benchmarks() -> list[str]:
+    from adaptive_mbrl.paths import benchmarks_dir
+    try:
+        return sorted(p.stem for p in benchmarks_dir().glob("*.py"))
+    except FileNotFoundError:
+        return []
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import runpy
+    from adaptive_mbrl.paths import benchmarks_dir
+
+    names = list_benchmarks()
+    if args.name not in names:
+        raise ValueError(f"unknown benchmark {args.name!r}; allowed: {', '.join(names) or '(none found)'}")
+    script = benchmarks_dir() / f"{args.name}.py"
+    argv = args.args[1:] if args.args[:1] == ["--"] else args.args
+    saved = sys.argv
+    sys.argv = [str(script), *argv]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = saved
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Train the quickstart preset on the cart-pole, then run MB and MB+DE under a mid-episode motor fault."""
     from adaptive_mbrl.control import AdaptiveController
+    from adaptive_mbrl.evaluation import run_episode
     from adaptive_mbrl.presets import load_preset
     from adaptive_mbrl.training.train_model import RunSettings, train_model
 
@@ -144,7 +202,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         preset.adapter.kind = adapter
         preset.name = {"none": "MB", "finetune": "MB+DE"}[adapter]
         controller = AdaptiveController.from_checkpoint(checkpoint, preset=preset, seed=args.seed)
-        totals = [run_episode(controller, "cartpole", "motor_fault_midepisode", args.seed + i)[0]
+        totals = [run_episode(controller, "cartpole", "motor_fault_midepisode", args.seed + i).total
                   for i in range(args.episodes)]
         print(f"{preset.name:6s} return {np.mean(totals):8.2f} +- {np.std(totals):.2f} over {len(totals)} episodes")
     return 0
@@ -155,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="robots, scenarios and controller presets")
-    p.add_argument("what", nargs="?", default="all", choices=["all", "robots", "scenarios", "controllers"])
+    p = sub.add_parser("list", help="robots, scenarios, controller presets, suites and benchmarks")
+    p.add_argument("what", nargs="?", default="all",
+                   choices=["all", "robots", "scenarios", "controllers", "suites", "benchmarks"])
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("train", help="train a dynamics model (MB / MB+DE) or meta-train one (GrBAL / ReBAL)")
@@ -173,8 +232,35 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"override the preset's training.{key}")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("run", help="run a trained controller on a scenario, with per-step output")
-    p.add_argument("--checkpoint", required=True, help="model.pt written by adaptive-mbrl train")
+    p = sub.add_parser("eval", help="run an evaluation suite; writes tables (CSV, JSON, Markdown) and plots",
+                       description="Run every episode of a suite (robots x scenarios x controllers x seeds x "
+                       "episodes) and write a run folder: suite.yaml, episodes.jsonl/.csv/.json, summary.md/.csv/"
+                       ".json, returns.png and damage_<robot>_<scenario>.png. Running the same command again "
+                       "resumes: finished episodes are not re-run. Results do not depend on --workers or "
+                       "--executor.")
+    p.add_argument("--suite", required=True, help="suite name (adaptive-mbrl list suites) or a suite .yaml path")
+    p.add_argument("--out", help="run folder (default runs/suite_<name>)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="local worker processes (default: up to 2); with --executor ray, the CPUs of a local "
+                   "Ray instance started here")
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local processes, or Ray tasks (pip install 'adaptive_mbrl[ray]')")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance; "
+                   "'auto': the running cluster)")
+    p.add_argument("--device", default=None, help="torch device of the controllers (default: where they were saved)")
+    p.add_argument("--no-resume", dest="fresh_error", action="store_true",
+                   help="refuse to reuse results already in --out (default: resume them)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("bench", help="run a benchmark script of benchmarks/ (each prints a table)")
+    p.add_argument("name", help="benchmark name (adaptive-mbrl list benchmarks)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script, after --")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("run", help="run a trained controller on a scenario, with per-step output (or a video)")
+    p.add_argument("--checkpoint", required=True,
+                   help="model.pt written by adaptive-mbrl train, or shipped:<robot>/<name> (adaptive-mbrl list)")
     p.add_argument("--controller", help="preset whose adapter/planner to use (default: the trained one)")
     p.add_argument("--scenario", default="nominal")
     p.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"])
@@ -182,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--print-every", type=int, default=50, help="print a progress line every N steps (0 = off)")
+    p.add_argument("--steps", type=int, default=None, help="episode length in control steps (default: the robot's)")
+    p.add_argument("--video", help="render each episode to this .mp4 (or .gif) file (MuJoCo offscreen; headless "
+                   "machines: MUJOCO_GL=egl; pip install 'adaptive_mbrl[video]')")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", help="the quick start: train on the cart-pole, compare MB and MB+DE under a fault")
@@ -196,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"adaptive-mbrl: error: {err}", file=sys.stderr)
         return 2
 

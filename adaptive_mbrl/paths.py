@@ -10,7 +10,7 @@ def data_dir(folder: str) -> Path:
     """Return the directory of a shipped data folder.
 
     Args:
-        folder: one of ``"robots"``, ``"controllers"``, ``"sim_configs"``.
+        folder: one of ``"robots"``, ``"controllers"``, ``"sim_configs"``, ``"benchmarks"``.
 
     A wheel carries the folders under ``adaptive_mbrl/_data/``; a source checkout or editable install has
     them beside the package. Raises ``FileNotFoundError`` naming both places when neither exists.
@@ -33,3 +33,7 @@ def controllers_dir() -> Path:
 
 def sim_configs_dir() -> Path:
     return data_dir("sim_configs")
+
+
+def benchmarks_dir() -> Path:
+    return data_dir("benchmarks")

@@ -54,6 +54,9 @@ class MetaConfig:
         first_updates: meta-updates on the random data before the first round.
         updates_per_iteration: meta-updates after each round of collection.
         grad_clip: clip the meta-gradient's global norm to this (0 = no clipping).
+        prior_weight: GrBAL: add this times the unadapted prior's loss on all M + K transitions of each
+            segment to the meta-loss, so the prior is also a good model on its own (an episode's first
+            steps have no window to adapt from) and every transition trains it, not only the K future ones.
     """
 
     future: int = bounded(16, lo=1)
@@ -63,6 +66,7 @@ class MetaConfig:
     first_updates: int = bounded(1000, lo=0)
     updates_per_iteration: int = bounded(300, lo=0)
     grad_clip: float = bounded(10.0, lo=0.0)
+    prior_weight: float = bounded(0.0, lo=0.0)
 
 
 @dataclass

@@ -1,27 +1,29 @@
 """Adaptation under held-out and mid-episode dynamics shifts: GrBAL, ReBAL, MB and MB+DE on the same tasks.
 
     python benchmarks/adaptation.py --robot half_cheetah --train-scenario crippled_joint_train \
-        --test-scenarios crippled_joint_test joint_break_midepisode --seeds 0 1 2 --episodes 3
+        --test-scenarios crippled_joint_test joint_break_midepisode --seeds 0 1 2 --episodes 3 --workers 2
 
 For every training seed, each method's model is trained on the training scenario with the same data
 budget (the presets' ``training`` sections) in ``runs/adapt_<robot>_<train>_<preset>_s<seed>`` (resumable:
 run the same command again after an interruption; ``--train-only`` / ``--eval-only`` split the work, e.g.
 to train methods in parallel processes with ``--methods``). MB and MB+DE share the MB model. Evaluation
-episodes use seeds 10_000 + i, so every method faces the same tasks. For scenarios with a mid-episode
+episodes use seeds 10_000 + i, so every method faces the same tasks; they run on ``--workers`` local
+processes (the suite executor: the same numbers for any worker count) and are cached in
+``runs/adapt_eval_cache_<robot>.jsonl`` by checkpoint, so a rerun only plays new episodes. For scenarios with a mid-episode
 event, the table adds the recovery: steps after the damage until the 5-step moving average of the reward
 is back to >= 80 % of its post-damage steady level (mean reward over damage+50 .. damage+200).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from adaptive_mbrl.cli import run_episode
-from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.evaluation import EpisodeJob, LocalExecutor, recovery_steps
 from adaptive_mbrl.envs import get_scenario
 from adaptive_mbrl.presets import load_preset
 from adaptive_mbrl.training.meta_train import meta_train
@@ -47,22 +49,27 @@ def train(robot: str, scenario: str, preset_name: str, seed: int, iterations: in
                    resume=(folder / "progress.json").exists())
 
 
-def recovery_steps(rewards: np.ndarray, damage_step: int, window: int = 5) -> float:
-    """Steps after ``damage_step`` until the moving-average reward reaches 80 % of the post-damage steady
-    level (mean over damage+50 .. damage+200); NaN if the level is not positive or never reached."""
-    steady = rewards[damage_step + 50: damage_step + 200].mean()
-    if not steady > 0:
-        return float("nan")
-    smooth = np.convolve(rewards, np.ones(window) / window, mode="same")
-    for k in range(len(rewards) - damage_step):
-        if smooth[damage_step + k] >= 0.8 * steady:
-            return float(k)
-    return float("nan")
+def evaluate(jobs: list[EpisodeJob], workers: int, cache_path: Path) -> dict[str, dict]:
+    """Run the evaluation episodes on ``workers`` local processes; results are cached in ``cache_path``
+    by job key and checkpoint modification time, so a rerun only plays what changed."""
+    cache = {}
+    if cache_path.exists():
+        for line in cache_path.read_text().splitlines():
+            entry = json.loads(line)
+            cache[entry["cache_key"]] = entry
 
+    def cache_key(job: EpisodeJob) -> str:
+        return f"{job.key}|{job.checkpoint}|{Path(job.checkpoint).stat().st_mtime_ns}|{job.preset}"
 
-def evaluate(robot: str, scenario: str, method: str, checkpoint: Path, episodes: int) -> list[np.ndarray]:
-    controller = AdaptiveController.from_checkpoint(checkpoint, preset=METHODS[method][1], seed=0)
-    return [np.array(run_episode(controller, robot, scenario, 10_000 + i)[1]) for i in range(episodes)]
+    todo = [j for j in jobs if cache_key(j) not in cache]
+    with open(cache_path, "a") as f:
+        for result in LocalExecutor(workers).run(todo):
+            job = next(j for j in todo if j.key == result["key"] and j.checkpoint == result["checkpoint"])
+            result["cache_key"] = cache_key(job)
+            cache[result["cache_key"]] = result
+            f.write(json.dumps(result) + "\n")
+            f.flush()
+    return {cache_key(j): cache[cache_key(j)] for j in jobs}
 
 
 def main() -> None:
@@ -76,6 +83,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 when running in parallel)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="collection rounds for every method (default: the presets'; equal data budgets)")
+    parser.add_argument("--workers", type=int, default=1, help="local processes for the evaluation episodes")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args()
@@ -96,32 +104,37 @@ def main() -> None:
     if args.train_only:
         return
 
+    jobs = [EpisodeJob(args.robot, "mujoco", scenario, method, str(checkpoints[method, seed]), METHODS[method][1],
+                       seed, i, 10_000 + i, None)
+            for scenario in args.test_scenarios for method in args.methods for seed in args.seeds
+            for i in range(args.episodes)]
+    results = list(evaluate(jobs, args.workers, Path(f"runs/adapt_eval_cache_{args.robot}.jsonl")).values())
     print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each\n")
-    print("| scenario | method | mean return | std | x MB | recovery steps (80 %) | control Hz |")
-    print("|---|---|---|---|---|---|---|")
+    print("| scenario | method | mean return | std (episodes) | std (seed means) | x MB | recovery steps (80 %) "
+          "| control Hz |")
+    print("|---|---|---|---|---|---|---|---|")
     for scenario in args.test_scenarios:
         events = get_scenario(args.robot, scenario).events
         damage = events[0].at_step if events else None
-        results = {}
+        curves: dict[str, list[np.ndarray]] = {}
         for method in args.methods:
-            start, curves = time.perf_counter(), []
-            for seed in args.seeds:
-                curves += evaluate(args.robot, scenario, method, checkpoints[method, seed], args.episodes)
-            hz = sum(len(c) for c in curves) / (time.perf_counter() - start)
-            results[method] = curves
-            returns = np.array([c.sum() for c in curves])
-            mb = np.mean([c.sum() for c in results["MB"]]) if "MB" in results else float("nan")
-            recovery = (f"{np.nanmean([recovery_steps(c, damage) for c in curves]):.0f}"
+            mine = [r for r in results if r["scenario"] == scenario and r["label"] == method]
+            curves[method] = [np.asarray(r["rewards"]) for r in mine]
+            returns = np.array([r["return"] for r in mine])
+            seed_means = [np.mean([r["return"] for r in mine if r["seed"] == s]) for s in args.seeds]
+            mb = np.mean([c.sum() for c in curves["MB"]]) if "MB" in curves else float("nan")
+            hz = sum(r["steps"] for r in mine) / sum(r["wall_s"] for r in mine)
+            recovery = (f"{np.nanmean([recovery_steps(c, damage) for c in curves[method]]):.0f}"
                         if damage is not None else "-")
-            print(f"| {scenario} | {method} | {returns.mean():.1f} | {returns.std():.1f} | "
+            print(f"| {scenario} | {method} | {returns.mean():.1f} | {returns.std():.1f} | {np.std(seed_means):.1f} | "
                   f"{returns.mean() / mb:.2f} | {recovery} | {hz:.0f} |", flush=True)
         if damage is not None:
             print(f"\nreward per step around the damage at step {damage} (mean over episodes, 10-step bins):\n")
             bins = list(range(damage - 20, damage + 80, 10))
             print("| method | " + " | ".join(f"{b - damage:+d}" for b in bins) + " |")
             print("|---|" + "---|" * len(bins))
-            for method, curves in results.items():
-                mean = np.mean(np.stack(curves), axis=0)
+            for method, cs in curves.items():
+                mean = np.mean(np.stack(cs), axis=0)
                 print(f"| {method} | " + " | ".join(f"{mean[b:b + 10].mean():.2f}" for b in bins) + " |")
             print()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adaptive_mbrl.cli import run_episode
+from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import AdaptiveController
 from adaptive_mbrl.presets import load_preset
 from adaptive_mbrl.training.train_model import RunSettings, train_model
@@ -69,7 +69,8 @@ def main() -> None:
             controller = AdaptiveController.from_checkpoint(checkpoint, preset=name, seed=args.seed)
             returns, steps, t0 = [], 0, time.perf_counter()
             for i in range(args.episodes):
-                total, rewards = run_episode(controller, args.robot, scenario, 10_000 + i)
+                record = run_episode(controller, args.robot, scenario, 10_000 + i)
+                total, rewards = record.total, record.rewards
                 returns.append(total)
                 steps += len(rewards)
             hz = steps / (time.perf_counter() - t0)

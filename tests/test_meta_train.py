@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptive_mbrl.cli import run_episode
+from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.config import from_dict
 from adaptive_mbrl.control import AdaptiveController
 from adaptive_mbrl.control import RandomController
@@ -63,7 +63,8 @@ def test_run_folder_checkpoint_and_controller(tmp_path: Path, kind: str) -> None
         assert torch.equal(ctrl.adapter.state_dict()[key], value), key
     if kind == "grbal":  # Meta-SGD rates moved away from their initial value
         assert any(not torch.all(v == 0.01) for v in payload["adapter_state"].values())
-    total, rewards = run_episode(ctrl, "cartpole", "weak_motor_test", seed=3)
+    record = run_episode(ctrl, "cartpole", "weak_motor_test", seed=3)
+    total, rewards = record.total, record.rewards
     assert len(rewards) == 200 and np.isfinite(total)
     # The normalisers were fitted once on the random data and kept (the prior depends on them).
     data = TransitionBuffer.load(run_dir / "buffer.npz").tensors()
@@ -159,10 +160,49 @@ def test_grbal_learns_cartpole_and_copes_with_a_weaker_motor(tmp_path: Path) -> 
     ckpt = meta_train(_preset(data), RunSettings("cartpole", "weak_motor_train", seed=0), tmp_path / "run",
                       progress=False)
     ctrl = AdaptiveController.from_checkpoint(ckpt, seed=0)
-    fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s)[0] for s in range(2)]
-    weak = [run_episode(ctrl, "cartpole", "weak_motor_test", 100 + s)[0] for s in range(2)]
-    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_test", 200 + s)[0] for s in range(3)]
+    fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s).total for s in range(2)]
+    weak = [run_episode(ctrl, "cartpole", "weak_motor_test", 100 + s).total for s in range(2)]
+    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_test", 200 + s).total for s in range(3)]
     print(f"GrBAL cartpole: motor fault {fault}, weak motor {weak}, random {random}")
     assert np.mean(random) < -150
     assert np.mean(fault) > np.mean(random) + 100, (fault, random)
     assert np.mean(weak) > np.mean(random) + 40, (weak, random)
+
+
+def _segment_buffer(steps: int = 400) -> TransitionBuffer:
+    from adaptive_mbrl.training.collect import VectorCollector, random_policy
+    buffer = TransitionBuffer(5, 1)
+    collector = VectorCollector("cartpole", "weak_motor_train", n_envs=2, seed=0)
+    collector.run(random_policy(1, np.random.default_rng(0)), steps, buffer, progress=False)
+    collector.close()
+    return buffer
+
+
+def test_prior_weight_trains_the_unadapted_prior_too() -> None:
+    """With meta.prior_weight the prior itself (no adaptation) fits the data better after the same updates."""
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.training.meta_train import build_meta_adapter, make_meta_optimizer, meta_updates
+
+    buffer, prior_losses = _segment_buffer(), {}
+    data = buffer.tensors()
+    for weight in (0.0, 5.0):
+        preset = _preset(_tiny("grbal"))
+        preset.meta.prior_weight, preset.adapter.learning_rate = weight, 0.5  # a large inner step
+        model = DynamicsModel(5, 1, preset.model, seed=0)
+        model.fit_normalizers(data["obs"], data["action"], data["next_obs"])
+        adapter = build_meta_adapter(model, preset)
+        meta_updates(adapter, make_meta_optimizer(model, adapter, 3e-3), buffer, preset, 150,
+                     np.random.default_rng(0), torch.Generator().manual_seed(0), progress=False)
+        with torch.no_grad():
+            prior_losses[weight] = model.loss(data["obs"], data["action"], data["next_obs"]).item()
+    assert prior_losses[5.0] < 0.8 * prior_losses[0.0]
+
+
+def test_prior_weight_is_refused_for_rebal() -> None:
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.training.meta_train import build_meta_adapter
+
+    preset = _preset(_tiny("rebal"))
+    preset.meta.prior_weight = 1.0
+    with pytest.raises(ValueError, match="prior_weight applies to adapter.kind 'grbal' only"):
+        build_meta_adapter(DynamicsModel(5, 1, preset.model), preset)

@@ -12,7 +12,7 @@ from adaptive_mbrl.baselines.controller import PEARLController, PolicyController
 from adaptive_mbrl.baselines.pearl import PEARLAgent, kl_to_standard_normal, make_context, product_of_gaussians
 from adaptive_mbrl.baselines.presets import PEARLPreset, PEARLTraining, SACConfig
 from adaptive_mbrl.baselines.train_pearl import train_pearl
-from adaptive_mbrl.cli import run_episode
+from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import RandomController
 from adaptive_mbrl.training.train_model import RunSettings
 
@@ -156,9 +156,9 @@ def test_pearl_learns_cartpole_swing_up(tmp_path: Path) -> None:
     ckpt = train_pearl(LEARNING_PRESET, RunSettings("cartpole", "weak_motor_train", seed=0), tmp_path / "run",
                        progress=False)
     ctrl = PolicyController.from_checkpoint(ckpt, seed=0)
-    learned = [run_episode(ctrl, "cartpole", "weak_motor_train", 100 + s)[0] for s in range(3)]
-    fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s)[0] for s in range(2)]
-    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_train", 200 + s)[0] for s in range(3)]
+    learned = [run_episode(ctrl, "cartpole", "weak_motor_train", 100 + s).total for s in range(3)]
+    fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s).total for s in range(2)]
+    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_train", 200 + s).total for s in range(3)]
     print(f"PEARL cartpole: train tasks {learned}, motor fault {fault}, random {random}")
     assert np.mean(random) < -180
     assert np.mean(learned) > np.mean(random) + 70, (learned, random)

@@ -15,7 +15,7 @@ from adaptive_mbrl.baselines.controller import PolicyController, RL2Controller
 from adaptive_mbrl.baselines.presets import RL2Preset, RL2Training
 from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
 from adaptive_mbrl.baselines.train_rl2 import collect_trials, train_rl2
-from adaptive_mbrl.cli import run_episode
+from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import RandomController
 from adaptive_mbrl.training.train_model import RunSettings
 
@@ -123,9 +123,9 @@ def test_rl2_learns_cartpole_swing_up(tmp_path: Path) -> None:
     ckpt = train_rl2(LEARNING_PRESET, RunSettings("cartpole", "weak_motor_train", seed=0), tmp_path / "run",
                      progress=False)
     ctrl = PolicyController.from_checkpoint(ckpt, seed=0)
-    learned = [run_episode(ctrl, "cartpole", "weak_motor_train", 100 + s)[0] for s in range(3)]
-    fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s)[0] for s in range(2)]
-    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_train", 200 + s)[0] for s in range(3)]
+    learned = [run_episode(ctrl, "cartpole", "weak_motor_train", 100 + s).total for s in range(3)]
+    fault = [run_episode(ctrl, "cartpole", "motor_fault_midepisode", 100 + s).total for s in range(2)]
+    random = [run_episode(RandomController(1, seed=s), "cartpole", "weak_motor_train", 200 + s).total for s in range(3)]
     print(f"RL2 cartpole: train tasks {learned}, motor fault {fault}, random {random}")
     assert np.mean(random) < -180
     assert np.mean(learned) > np.mean(random) + 100, (learned, random)

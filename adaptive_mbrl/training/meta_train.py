@@ -49,6 +49,9 @@ def build_meta_adapter(model: DynamicsModel, preset: ControllerPreset) -> MetaAd
     if preset.adapter.kind not in META_ADAPTERS:
         raise ValueError(f"preset {preset.name!r}: meta-training needs adapter.kind in {', '.join(META_ADAPTERS)}, "
                          f"got {preset.adapter.kind!r}")
+    if preset.meta.prior_weight > 0 and preset.adapter.kind != "grbal":
+        raise ValueError(f"preset {preset.name!r}: meta.prior_weight applies to adapter.kind 'grbal' only "
+                         f"(a ReBAL model is always conditioned on a context), got {preset.adapter.kind!r}")
     adapter = make_adapter(model, preset.adapter)
     assert isinstance(adapter, MetaAdapter)
     return adapter
@@ -63,6 +66,9 @@ def meta_updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer:
                  preset: ControllerPreset, updates: int, rng: np.random.Generator, generator: torch.Generator,
                  progress: bool | None = None, description: str = "meta-update") -> dict[str, float]:
     """``updates`` meta-gradient steps on segments of M + K transitions sampled from ``buffer``.
+
+    With ``meta.prior_weight = w > 0`` (GrBAL) the minimised loss is the meta-loss plus ``w`` times the
+    prior's loss on all M + K transitions of the segments (the reported losses stay the two below).
 
     Returns:
         ``{"meta_loss": mean adapted loss on the K future transitions, "prior_loss": mean loss of the
@@ -83,8 +89,9 @@ def meta_updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer:
         rows = windows[rng.integers(0, len(windows), meta.meta_batch)]  # [B, M+K]
         obs, act, nxt = (torch.as_tensor(arrays[k][rows], device=device) for k in ("obs", "action", "next_obs"))
         loss, prior = adapter.meta_loss(obs, act, nxt, past, meta.first_order, generator)
+        objective = loss + meta.prior_weight * adapter.model.loss(obs, act, nxt) if meta.prior_weight > 0 else loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         if meta.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, meta.grad_clip)
         optimizer.step()

@@ -1,0 +1,81 @@
+"""A suite's run folder: the resolved config and the finished episodes, safe against crashes.
+
+``<out>/suite.yaml`` is the resolved suite (written atomically when the run starts; a resume must find
+the same one). ``<out>/episodes.jsonl`` gets one JSON line per finished episode, flushed and fsynced as
+it arrives, so an interrupted suite loses at most the episodes that were running. A torn last line (a
+crash mid-write) is ignored on reading and that episode simply runs again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adaptive_mbrl.config import to_dict
+from adaptive_mbrl.evaluation.suite import SuiteConfig
+from adaptive_mbrl.training.checkpoint import atomic_write
+
+EPISODES_FILE = "episodes.jsonl"
+SUITE_FILE = "suite.yaml"
+
+
+class RunFolder:
+    """Reads and appends a suite run's results.
+
+    Args:
+        path: the run folder (created).
+        suite: the resolved suite this run evaluates.
+        resume: keep the finished episodes of an earlier run of the same suite in ``path``; with
+            ``False`` an existing ``episodes.jsonl`` is an error (pass another folder or delete it).
+    """
+
+    def __init__(self, path: str | Path, suite: SuiteConfig, resume: bool = True) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.episodes_path = self.path / EPISODES_FILE
+        config = to_dict(suite)
+        suite_path = self.path / SUITE_FILE
+        if self.episodes_path.exists():
+            if not resume:
+                raise FileExistsError(f"{self.path} already holds suite results; resume them (the default) or "
+                                      "choose another --out")
+            previous = yaml.safe_load(suite_path.read_text()) if suite_path.exists() else None
+            if previous != config:
+                raise ValueError(f"{self.path} holds results of a different suite configuration; "
+                                 "choose another --out to run this one")
+        atomic_write(suite_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+
+    def finished(self) -> dict[str, dict[str, Any]]:
+        """Finished episodes by job key (a torn or corrupt line is skipped)."""
+        results: dict[str, dict[str, Any]] = {}
+        if not self.episodes_path.exists():
+            return results
+        for line in self.episodes_path.read_text().splitlines():
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(result, dict) and "key" in result:
+                results[result["key"]] = result
+        return results
+
+    def append(self, result: dict[str, Any]) -> None:
+        """Add one finished episode durably (one line, flushed and fsynced)."""
+        self._repair_torn_tail()
+        with open(self.episodes_path, "a") as f:
+            f.write(json.dumps(result) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _repair_torn_tail(self) -> None:
+        """A crash mid-line leaves no newline at the end: start the next record on a fresh line."""
+        if self.episodes_path.exists() and self.episodes_path.stat().st_size > 0:
+            with open(self.episodes_path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+            if torn:
+                with open(self.episodes_path, "a") as f:
+                    f.write("\n")

@@ -1,0 +1,203 @@
+"""Dynamics-shift evaluation suites: robots x scenarios x controllers x seeds x episodes, from YAML.
+
+A suite file ``sim_configs/suites/<name>.yaml``::
+
+    name: quickstart
+    description: shipped half_cheetah controllers on held-out damage, payload and friction
+    seeds: [0]                 # controller seeds; "{seed}" in a checkpoint path picks one model per seed
+    episodes: 2                # per (robot, scenario, controller, seed)
+    episode_steps: 500         # optional: shorter episodes than the robot's default
+    baseline: MB               # the label the summary's ratio column divides by
+    robots:
+      - robot: half_cheetah
+        backend: mujoco
+        scenarios: [crippled_joint_test, payload_test, friction_test, joint_break_midepisode]
+        controllers:
+          - {label: MB, checkpoint: "shipped:half_cheetah/mb", preset: mb}
+          - {label: MB+DE, checkpoint: "shipped:half_cheetah/mb", preset: mb_de}
+          - {label: PEARL, checkpoint: "shipped:half_cheetah/pearl", optional: true}
+
+``checkpoint`` is ``shipped:<robot>/<name>`` (``controllers/checkpoints/<robot>/<name>.pt``, trained with
+``adaptive-mbrl train``, see ``controllers/checkpoints/README.md``) or a file path, in which ``{seed}``
+is replaced by each seed. ``preset`` (optional) runs the trained network with another preset's adapter
+and planner (e.g. an MB model as MB+DE). An ``optional`` controller whose checkpoint is missing is skipped
+(and listed in the report); a missing required one is an error before anything runs.
+
+Episode ``i`` of every (controller, seed) uses environment seed ``episode_seed + i``, so all methods face
+the same tasks, and every job is seeded from its own fields only: results do not depend on the order or
+the process in which jobs run.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from adaptive_mbrl.config import ConfigError, load_yaml
+from adaptive_mbrl.paths import controllers_dir, sim_configs_dir
+
+SHIPPED = "shipped:"
+
+
+@dataclass
+class ControllerEntry:
+    """One method in a suite: a label, a checkpoint and optionally another preset to run it with."""
+
+    label: str
+    checkpoint: str
+    preset: str | None = None
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.label.strip():
+            raise ValueError("label must not be empty")
+        if "/" in self.label:
+            raise ValueError(f"label {self.label!r} must not contain '/'")
+
+
+@dataclass
+class RobotBlock:
+    """The scenarios one robot is evaluated on and the controllers that run on it."""
+
+    robot: str
+    scenarios: list[str]
+    controllers: list[ControllerEntry]
+    backend: Literal["mujoco", "pybullet"] = "mujoco"
+
+    def __post_init__(self) -> None:
+        if not self.scenarios:
+            raise ValueError("scenarios must list at least one scenario")
+        if not self.controllers:
+            raise ValueError("controllers must list at least one controller")
+        labels = [c.label for c in self.controllers]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"controller labels must be unique, got {labels}")
+
+
+@dataclass
+class SuiteConfig:
+    """A whole suite (see the module docstring)."""
+
+    name: str
+    robots: list[RobotBlock]
+    description: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    episodes: int = 1
+    episode_steps: int | None = None
+    episode_seed: int = 10_000
+    baseline: str = "MB"
+
+    def __post_init__(self) -> None:
+        if not self.robots:
+            raise ValueError("robots must list at least one robot block")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if self.episode_steps is not None and self.episode_steps < 1:
+            raise ValueError(f"episode_steps must be >= 1 or null, got {self.episode_steps}")
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One evaluation episode: everything needed to run it in any process, and nothing else."""
+
+    robot: str
+    backend: str
+    scenario: str
+    label: str
+    checkpoint: str
+    preset: str | None
+    seed: int
+    episode: int
+    env_seed: int
+    episode_steps: int | None
+
+    @property
+    def key(self) -> str:
+        """Unique id inside a suite; finished keys are skipped on resume."""
+        return f"{self.robot}/{self.backend}/{self.scenario}/{self.label}/s{self.seed}/e{self.episode}"
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def suites_dir() -> Path:
+    return sim_configs_dir() / "suites"
+
+
+def list_suites() -> list[str]:
+    """Names of the shipped suites."""
+    return sorted(p.stem for p in suites_dir().glob("*.yaml"))
+
+
+def load_suite(suite: str | Path) -> SuiteConfig:
+    """A shipped suite by name or a suite YAML by path, validated (robots, scenarios, presets exist)."""
+    path = Path(suite)
+    if path.suffix not in (".yaml", ".yml"):
+        names = list_suites()
+        if str(suite) not in names:
+            raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(names)} or a path to a suite .yaml")
+        path = suites_dir() / f"{suite}.yaml"
+    config = load_yaml(SuiteConfig, path)
+    validate_suite(config, str(path))
+    return config
+
+
+def validate_suite(config: SuiteConfig, source: str) -> None:
+    """Check names against what exists; raises ConfigError naming the field and the allowed values."""
+    import adaptive_mbrl as am
+    from adaptive_mbrl.envs.scenarios import list_scenarios
+    from adaptive_mbrl.presets import list_presets
+
+    robots, presets = am.list_robots(), list_presets()
+    for i, block in enumerate(config.robots):
+        where = f"robots[{i}]"
+        if block.robot not in robots:
+            raise ConfigError(source, f"{where}.robot", f"unknown robot {block.robot!r}; allowed: {', '.join(robots)}")
+        scenarios = list_scenarios(block.robot)
+        for j, name in enumerate(block.scenarios):
+            if name not in scenarios:
+                raise ConfigError(source, f"{where}.scenarios[{j}]",
+                                  f"unknown scenario {name!r} of {block.robot}; allowed: {', '.join(scenarios)}")
+        for j, entry in enumerate(block.controllers):
+            if entry.preset is not None and entry.preset not in presets and not entry.preset.endswith((".yaml", ".yml")):
+                raise ConfigError(source, f"{where}.controllers[{j}].preset",
+                                  f"unknown preset {entry.preset!r}; allowed: {', '.join(presets)} or a .yaml path")
+
+
+def resolve_checkpoint(spec: str, seed: int) -> Path:
+    """``shipped:<robot>/<name>`` -> ``controllers/checkpoints/<robot>/<name>.pt``; else the path with
+    ``{seed}`` filled in."""
+    if spec.startswith(SHIPPED):
+        return controllers_dir() / "checkpoints" / f"{spec[len(SHIPPED):]}.pt"
+    return Path(spec.replace("{seed}", str(seed)))
+
+
+def expand_jobs(config: SuiteConfig) -> tuple[list[EpisodeJob], list[str]]:
+    """All episodes of the suite, in a fixed order, plus notes on skipped optional controllers.
+
+    Raises:
+        FileNotFoundError: a required controller's checkpoint does not exist (names the entry).
+    """
+    jobs: list[EpisodeJob] = []
+    skipped: list[str] = []
+    for block in config.robots:
+        for entry in block.controllers:
+            for seed in config.seeds:
+                checkpoint = resolve_checkpoint(entry.checkpoint, seed)
+                if not checkpoint.is_file():
+                    message = (f"{block.robot}/{entry.label} seed {seed}: checkpoint {str(checkpoint)!r} "
+                               f"(from {entry.checkpoint!r}) does not exist")
+                    if entry.optional:
+                        skipped.append(message)
+                        continue
+                    raise FileNotFoundError(message + "; train it with `adaptive-mbrl train` or mark the "
+                                            "controller optional: true")
+                for scenario in block.scenarios:
+                    for episode in range(config.episodes):
+                        jobs.append(EpisodeJob(block.robot, block.backend, scenario, entry.label, str(checkpoint),
+                                               entry.preset, seed, episode, config.episode_seed + episode,
+                                               config.episode_steps))
+    return jobs, skipped

@@ -1,0 +1,32 @@
+"""The adaptive-mbrl command line: eval writes a run folder, errors name the bad value and the allowed ones."""
+from pathlib import Path
+
+import yaml
+
+from adaptive_mbrl.cli import main
+
+
+def test_list_shows_suites_and_benchmarks(capsys) -> None:
+    assert main(["list", "suites"]) == 0
+    assert "quickstart" in capsys.readouterr().out
+    assert main(["list", "benchmarks"]) == 0
+    assert "control_rate" in capsys.readouterr().out
+
+
+def test_eval_runs_a_suite_file_and_prints_the_summary(tmp_path: Path, tiny_cartpole_checkpoint, capsys) -> None:
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(yaml.safe_dump({"name": "mine", "episode_steps": 15, "robots": [
+        {"robot": "cartpole", "scenarios": ["nominal"],
+         "controllers": [{"label": "MB", "checkpoint": str(tiny_cartpole_checkpoint)}]}]}))
+    assert main(["eval", "--suite", str(suite), "--out", str(tmp_path / "run"), "--workers", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| nominal | MB | 1 |" in out and (tmp_path / "run" / "summary.csv").exists()
+
+
+def test_errors_name_the_bad_value_and_the_allowed_ones(capsys) -> None:
+    assert main(["eval", "--suite", "nope"]) == 2
+    assert "unknown suite 'nope'; allowed: " in capsys.readouterr().err
+    assert main(["bench", "fastest"]) == 2
+    assert "unknown benchmark 'fastest'; allowed: adaptation" in capsys.readouterr().err
+    assert main(["run", "--checkpoint", "shipped:cartpole/nothing"]) == 2
+    assert "no shipped checkpoint 'shipped:cartpole/nothing'; allowed: " in capsys.readouterr().err

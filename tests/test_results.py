@@ -1,0 +1,44 @@
+"""Suite run folders: durable appends, torn lines after a crash, and refusing a different suite."""
+from pathlib import Path
+
+import pytest
+
+from adaptive_mbrl.config import from_dict
+from adaptive_mbrl.evaluation.results import RunFolder
+from adaptive_mbrl.evaluation.suite import SuiteConfig
+
+
+def _suite(episodes: int = 1) -> SuiteConfig:
+    return from_dict(SuiteConfig, {"name": "t", "episodes": episodes, "robots": [
+        {"robot": "cartpole", "scenarios": ["nominal"], "controllers": [{"label": "MB", "checkpoint": "x.pt"}]}]})
+
+
+def test_appended_episodes_are_read_back_by_key(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path, _suite())
+    folder.append({"key": "a", "return": 1.0})
+    folder.append({"key": "b", "return": 2.0})
+    again = RunFolder(tmp_path, _suite())
+    assert {k: v["return"] for k, v in again.finished().items()} == {"a": 1.0, "b": 2.0}
+    assert (tmp_path / "suite.yaml").exists()
+
+
+def test_a_torn_last_line_is_ignored_and_the_next_append_still_reads(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path, _suite())
+    folder.append({"key": "a", "return": 1.0})
+    with open(tmp_path / "episodes.jsonl", "a") as f:
+        f.write('{"key": "b", "ret')  # a crash in the middle of writing episode b
+    assert set(folder.finished()) == {"a"}
+    folder.append({"key": "c", "return": 3.0})
+    assert set(RunFolder(tmp_path, _suite()).finished()) == {"a", "c"}
+
+
+def test_results_of_another_suite_configuration_are_refused(tmp_path: Path) -> None:
+    RunFolder(tmp_path, _suite(1)).append({"key": "a"})
+    with pytest.raises(ValueError, match="different suite"):
+        RunFolder(tmp_path, _suite(2))
+
+
+def test_no_resume_refuses_a_folder_with_results(tmp_path: Path) -> None:
+    RunFolder(tmp_path, _suite()).append({"key": "a"})
+    with pytest.raises(FileExistsError, match="another --out"):
+        RunFolder(tmp_path, _suite(), resume=False)

@@ -1,0 +1,78 @@
+"""Suite configs: strict validation with named fields, and the expansion into seeded episode jobs."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adaptive_mbrl.config import ConfigError
+from adaptive_mbrl.evaluation import expand_jobs, list_suites, load_suite, resolve_checkpoint
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _suite(checkpoint: str, **extra) -> dict:
+    return {"name": "t", "seeds": [0, 1], "episodes": 3, "robots": [{
+        "robot": "cartpole", "scenarios": ["weak_motor_test", "motor_fault_midepisode"],
+        "controllers": [{"label": "MB", "checkpoint": checkpoint},
+                        {"label": "MB+DE", "checkpoint": checkpoint, "preset": "mb_de"}]}], **extra}
+
+
+def test_every_shipped_suite_loads_and_its_required_checkpoints_exist() -> None:
+    assert "quickstart" in list_suites()
+    for name in list_suites():
+        jobs, _ = expand_jobs(load_suite(name))
+        assert jobs and all(Path(j.checkpoint).is_file() for j in jobs)
+
+
+def test_jobs_cover_robots_scenarios_controllers_seeds_episodes(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    jobs, skipped = expand_jobs(load_suite(_write(tmp_path, _suite(str(tiny_cartpole_checkpoint)))))
+    assert len(jobs) == 2 * 2 * 2 * 3 and not skipped
+    assert len({j.key for j in jobs}) == len(jobs)
+    # every method meets the same tasks: episode i has environment seed 10000 + i for every label and seed
+    assert {(j.episode, j.env_seed) for j in jobs} == {(i, 10_000 + i) for i in range(3)}
+    assert {j.preset for j in jobs if j.label == "MB+DE"} == {"mb_de"}
+
+
+def test_seed_placeholder_and_shipped_prefix_resolve(tmp_path: Path) -> None:
+    assert resolve_checkpoint("runs/x_s{seed}/model.pt", 3) == Path("runs/x_s3/model.pt")
+    shipped = resolve_checkpoint("shipped:half_cheetah/mb", 0)
+    assert shipped.parts[-3:] == ("checkpoints", "half_cheetah", "mb.pt")
+
+
+def test_missing_required_checkpoint_is_an_error_naming_the_controller(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="cartpole/MB seed 0.*optional: true"):
+        expand_jobs(load_suite(_write(tmp_path, _suite(str(tmp_path / "missing.pt")))))
+
+
+def test_missing_optional_checkpoint_is_skipped_with_a_note(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0]["controllers"].append({"label": "PEARL", "checkpoint": "nope_{seed}.pt", "optional": True})
+    jobs, skipped = expand_jobs(load_suite(_write(tmp_path, data)))
+    assert {j.label for j in jobs} == {"MB", "MB+DE"}
+    assert len(skipped) == 2 and "nope_1.pt" in skipped[1]
+
+
+@pytest.mark.parametrize("edit, field, words", [
+    (lambda d: d["robots"][0].update(robot="walker"), "robots[0].robot", "allowed: a1, ant, cartpole"),
+    (lambda d: d["robots"][0]["scenarios"].append("lava"), "robots[0].scenarios[2]", "weak_motor_test"),
+    (lambda d: d["robots"][0]["controllers"][1].update(preset="fast"), "robots[0].controllers[1].preset", "mb_de"),
+    (lambda d: d["robots"][0].update(backend="gazebo"), "robots[0].backend", "'mujoco', 'pybullet'"),
+    (lambda d: d.update(episodes=0), "t", "episodes must be >= 1"),
+    (lambda d: d.update(colour="red"), "colour", "allowed keys"),
+    (lambda d: d["robots"][0]["controllers"][1].update(label="MB"), "robots[0]", "labels must be unique"),
+])
+def test_bad_suites_name_the_field_and_the_allowed_values(tmp_path: Path, edit, field: str, words: str) -> None:
+    data = _suite("x.pt")
+    edit(data)
+    with pytest.raises(ConfigError) as err:
+        load_suite(_write(tmp_path, data))
+    assert field in str(err.value) and words in str(err.value)
+
+
+def test_unknown_suite_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(ValueError, match="allowed: .*quickstart"):
+        load_suite("no_such_suite")
