@@ -1,6 +1,4 @@
 """Executors: the same suite gives the same numbers in-process, in worker processes and on Ray."""
-from pathlib import Path
-
 import pytest
 import yaml
 
