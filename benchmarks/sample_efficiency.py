@@ -94,6 +94,12 @@ def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: li
     return record
 
 
+def reached_budgets(method: str, robot: str, scenario: str, seed: int) -> dict[str, dict]:
+    """``budgets.json`` of a run as it is (empty if none)."""
+    path = run_dir(robot, scenario, method, seed) / "budgets.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _next_iterations(doc: dict | None, budget: int) -> int:
     """Rounds to ask for next: 0 first (initial data only), then one more, then a jump sized by the
     steps per round seen so far."""
@@ -120,17 +126,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads for training")
     parser.add_argument("--workers", type=int, default=1, help="local processes for the evaluation episodes")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="no training: evaluate the budgets already reached (runs/.../budgets.json)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    records = {(m, s): reach_budgets(m, args.robot, args.train_scenario, s, args.budgets, args.max_minutes)
+    records = {(m, s): (reached_budgets(m, args.robot, args.train_scenario, s) if args.eval_only else
+                        reach_budgets(m, args.robot, args.train_scenario, s, args.budgets, args.max_minutes))
                for s in args.seeds for m in args.methods}
     if args.train_only:
         return
     jobs = [EpisodeJob(args.robot, "mujoco", args.test_scenario, f"{m}@{b}", entry["checkpoint"], None, s, i,
                        10_000 + i, None)
-            for (m, s), record in records.items() for b, entry in record.items() for i in range(args.episodes)]
+            for (m, s), record in records.items() for b, entry in record.items() if int(b) in args.budgets
+            for i in range(args.episodes)]
     returns: dict[str, list[float]] = {}
     for result in LocalExecutor(args.workers).run(jobs):
         returns.setdefault(result["label"], []).append(result["return"])
@@ -144,6 +154,8 @@ def main() -> None:
             reached = [records[method, s][str(budget)] for s in args.seeds if str(budget) in records[method, s]]
             if not reached:
                 print(f"| {method} | {budget} | not reached | - | - |")
+                continue
+            if f"{method}@{budget}" not in returns:  # reached by some seeds' runs only in this call
                 continue
             r = np.array(returns[f"{method}@{budget}"])
             steps = int(np.mean([e["env_steps"] for e in reached]))
