@@ -25,6 +25,7 @@ no usable backend, :func:`record_episode` raises a ``RuntimeError`` that says to
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -39,7 +40,7 @@ def _default_headless_gl() -> None:
 _default_headless_gl()  # before mujoco is imported below
 
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable, Protocol  # noqa: E402
+from typing import Any, Protocol  # noqa: E402
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
@@ -71,7 +72,7 @@ def record_episode(controller: Controller, robot: str, scenario: str, path: str 
     Args:
         controller: anything with ``reset`` / ``act(obs) -> action`` / ``observe(obs, action, next_obs)``.
         robot, scenario, seed: as for :func:`adaptive_mbrl.make` (the same seed gives the same episode as
-            ``adaptive-mbrl run`` / :func:`adaptive_mbrl.cli.run_episode`).
+            ``adaptive-mbrl run`` / :func:`adaptive_mbrl.evaluation.run_episode`).
         path: output file; ``.mp4`` (H.264, via imageio-ffmpeg) or ``.gif``. Written to a temporary
             name beside it and renamed when complete.
         width, height: frame size in pixels (mp4: rounded up to even sizes by the encoder).
@@ -90,45 +91,27 @@ def record_episode(controller: Controller, robot: str, scenario: str, path: str 
         RuntimeError: MuJoCo cannot create an offscreen OpenGL context (set ``MUJOCO_GL=egl``).
     """
     import adaptive_mbrl as am
+    from adaptive_mbrl.evaluation.episode import run_episode
 
     path = Path(path)
     _check_request(path, backend, width, height)
-    env = am.make(robot, scenario, backend=backend, seed=seed)
-    renderer = None
-    try:
-        obs, _ = env.reset()
-        model, data = env.sim.model, env.sim.data  # the MujocoSimulator's live MjModel / MjData
-        cam = _camera(model, data, env.robot.torso, camera)
-        renderer = _renderer(model, width, height)
-        with _VideoWriter(path, fps=1.0 / env.dt) as writer:
-            writer.append(_frame(renderer, data, cam))
-            controller.reset()
-            rewards = _run(env, controller, obs, max_steps, print_every,
-                           on_step=lambda: writer.append(_frame(renderer, data, cam)))
-    finally:
-        if renderer is not None:
-            renderer.close()
-        env.close()
-    return float(sum(rewards)), rewards
+    default_steps = am.load_robot(robot).episode_steps
+    with contextlib.ExitStack() as stack:
+        parts: dict[str, Any] = {}
 
+        def on_step(env: Any, step: int) -> None:
+            if step == 0:  # after the reset: set up the camera, the renderer and the file
+                model, data = env.sim.model, env.sim.data  # the MujocoSimulator's live MjModel / MjData
+                parts["camera"] = _camera(model, data, env.robot.torso, camera)
+                parts["renderer"] = _renderer(model, width, height)
+                stack.callback(parts["renderer"].close)
+                parts["writer"] = stack.enter_context(_VideoWriter(path, fps=1.0 / env.dt))
+            parts["writer"].append(_frame(parts["renderer"], env.sim.data, parts["camera"]))
 
-def _run(env: Any, controller: Controller, obs: np.ndarray, max_steps: int | None, print_every: int,
-         on_step: Callable[[], None]) -> list[float]:
-    """The act -> step -> observe loop of ``cli.run_episode``, calling ``on_step()`` after every step."""
-    rewards: list[float] = []
-    done = False
-    while not done and (max_steps is None or len(rewards) < max_steps):
-        action = controller.act(obs)
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        controller.observe(obs, action, next_obs)
-        obs, done = next_obs, terminated or truncated
-        rewards.append(reward)
-        on_step()
-        if info["perturbation_changed"] and print_every:
-            print(f"  step {len(rewards) - 1}: dynamics changed -> {info['active_perturbations']}")
-        if print_every and len(rewards) % print_every == 0:
-            print(f"  step {len(rewards):4d}  reward {reward:7.3f}  return so far {sum(rewards):9.2f}")
-    return rewards
+        record = run_episode(controller, robot, scenario, seed, backend, print_every,
+                             episode_steps=None if max_steps is None else min(max_steps, default_steps),
+                             on_step=on_step)
+    return record.total, record.rewards
 
 
 def _check_request(path: Path, backend: str, width: int, height: int) -> None:

@@ -63,17 +63,20 @@ def run_episode(controller: Any, robot: str, scenario: str, seed: int, backend: 
     Args:
         print_every: print a progress line every N steps and when the dynamics change (0 = silent).
         episode_steps: override the robot's episode length (control steps).
-        on_step: called as ``on_step(env, step)`` after every step (e.g. to render a frame).
+        on_step: called as ``on_step(env, 0)`` after the reset and ``on_step(env, k)`` after step ``k``
+            (e.g. to render a frame of every state).
     """
     import adaptive_mbrl as am
 
     env = am.make(robot, scenario, backend=backend, seed=seed, episode_steps=episode_steps)
     start = time.perf_counter()
-    obs, info = env.reset()
-    controller.reset()
     record = EpisodeRecord(0.0, [])
     done = False
     try:
+        obs, info = env.reset()
+        controller.reset()
+        if on_step is not None:
+            on_step(env, 0)
         while not done:
             action = controller.act(obs)
             next_obs, reward, terminated, truncated, info = env.step(action)
