@@ -76,12 +76,12 @@ def _checkpoint_path(spec: str) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from adaptive_mbrl.baselines import is_baseline_preset
-    from adaptive_mbrl.presets import load_preset
+    from adaptive_mbrl.presets import load_preset, with_overrides
     from adaptive_mbrl.training.train_model import RunSettings, train_model
 
     if is_baseline_preset(args.controller):  # PEARL / RL² (controllers/baselines/)
         return _train_baseline(args)
-    preset = load_preset(args.controller)
+    preset = with_overrides(load_preset(args.controller), args.overrides)
     for key in ("iterations", "random_steps", "steps_per_iteration", "parallel_envs"):
         if getattr(args, key) is not None:
             setattr(preset.training, key, getattr(args, key))
@@ -101,6 +101,9 @@ def _train_baseline(args: argparse.Namespace) -> int:
     from adaptive_mbrl.training.train_model import RunSettings
 
     preset = load_baseline_preset(args.controller)
+    if args.overrides:
+        raise SystemExit(f"adaptive-mbrl train: --set applies to model-based presets (mb, grbal, rebal, ...), "
+                         f"not to the baseline {args.controller!r}")
     if args.iterations is not None:
         preset.training.iterations = args.iterations
     out = Path(args.out or f"runs/{preset.name}_{args.robot}_{args.scenario}_s{args.seed}")
@@ -230,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     for key in ("iterations", "random_steps", "steps_per_iteration", "parallel_envs"):
         p.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"override the preset's training.{key}")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any preset setting, e.g. meta.updates_per_iteration=500 model.hidden_sizes=[64,64]")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="run an evaluation suite; writes tables (CSV, JSON, Markdown) and plots",

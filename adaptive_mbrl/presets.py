@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from adaptive_mbrl.adaptation.base import AdapterConfig
-from adaptive_mbrl.config import bounded, load_yaml
+from adaptive_mbrl.config import ConfigError, bounded, from_dict, load_yaml, to_dict
 from adaptive_mbrl.models.dynamics import ModelConfig
 from adaptive_mbrl.paths import controllers_dir
 from adaptive_mbrl.planning import PlannerConfig
@@ -97,3 +99,31 @@ def load_preset(preset: str | Path) -> ControllerPreset:
                              "or a path to a preset .yaml")
         path = controllers_dir() / f"{preset}.yaml"
     return load_yaml(ControllerPreset, path)
+
+
+def with_overrides(preset: ControllerPreset, overrides: list[str]) -> ControllerPreset:
+    """A copy of ``preset`` with ``SECTION.KEY=VALUE`` settings applied, validated like the YAML file.
+
+    Values are parsed as YAML (``training.iterations=3``, ``planner.kind=cem``,
+    ``model.hidden_sizes=[64,64]``). Used to give every method the same reduced budget in a benchmark.
+
+    Raises:
+        ConfigError: a setting without ``=``, an unknown section or key (the error lists the allowed ones),
+            or a value of the wrong type or out of range.
+    """
+    data = to_dict(preset)
+    for item in overrides:
+        dotted, sep, text = item.partition("=")
+        keys = dotted.strip().split(".")
+        if not sep or not all(keys):
+            raise ConfigError("--set", item, "expected SECTION.KEY=VALUE, e.g. training.iterations=3")
+        node = data
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node.get(key), dict):
+                allowed = ", ".join(k for k, v in node.items() if isinstance(v, dict))
+                raise ConfigError("--set", ".".join(keys[:depth + 1]), f"unknown section; allowed: {allowed}")
+            node = node[key]
+        if keys[-1] not in node:
+            raise ConfigError("--set", dotted, f"unknown key; allowed keys: {', '.join(node)}")
+        node[keys[-1]] = yaml.safe_load(text)
+    return from_dict(ControllerPreset, data, source="--set")

@@ -25,7 +25,7 @@ import torch
 
 from adaptive_mbrl.evaluation import EpisodeJob, LocalExecutor, recovery_steps
 from adaptive_mbrl.envs import get_scenario
-from adaptive_mbrl.presets import load_preset
+from adaptive_mbrl.presets import load_preset, with_overrides
 from adaptive_mbrl.training.meta_train import meta_train
 from adaptive_mbrl.training.train_model import RunSettings, train_model
 
@@ -33,19 +33,26 @@ from adaptive_mbrl.training.train_model import RunSettings, train_model
 METHODS = {"MB": ("mb", "mb"), "MB+DE": ("mb", "mb_de"), "GrBAL": ("grbal", "grbal"), "ReBAL": ("rebal", "rebal")}
 
 
-def run_dir(robot: str, scenario: str, preset: str, seed: int) -> Path:
-    return Path(f"runs/adapt_{robot}_{scenario}_{preset}_s{seed}")
+# --set may change how the models are trained, never how they are run (the evaluation loads the presets'
+# adapters and planners by name)
+TRAINING_SECTIONS = ("training", "meta", "model")
 
 
-def train(robot: str, scenario: str, preset_name: str, seed: int, iterations: int | None = None) -> Path:
-    """Train (or finish training) one preset; returns its checkpoint. ``iterations`` overrides the preset's
-    number of collection rounds (the same for every method, so the data budgets stay equal)."""
-    preset = load_preset(preset_name)
+def run_dir(robot: str, scenario: str, preset: str, seed: int, tag: str = "") -> Path:
+    return Path(f"runs/adapt_{robot}_{scenario}_{preset}{'_' + tag if tag else ''}_s{seed}")
+
+
+def train(robot: str, scenario: str, preset_name: str, seed: int, iterations: int | None = None,
+          backend: str = "mujoco", overrides: list[str] | None = None, tag: str = "") -> Path:
+    """Train (or finish training) one preset; returns its checkpoint. ``iterations`` and ``overrides``
+    (``SECTION.KEY=VALUE``) change the preset's training the same way for every method, so the data
+    budgets stay equal."""
+    preset = with_overrides(load_preset(preset_name), overrides or [])
     if iterations is not None:
         preset.training.iterations = iterations
     trainer = meta_train if preset.adapter.kind in ("grbal", "rebal") else train_model
-    folder = run_dir(robot, scenario, preset_name, seed)
-    return trainer(preset, RunSettings(robot, scenario, seed=seed), folder,
+    folder = run_dir(robot, scenario, preset_name, seed, tag)
+    return trainer(preset, RunSettings(robot, scenario, backend=backend, seed=seed), folder,
                    resume=(folder / "progress.json").exists())
 
 
@@ -84,27 +91,39 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None,
                         help="collection rounds for every method (default: the presets'; equal data budgets)")
     parser.add_argument("--workers", type=int, default=1, help="local processes for the evaluation episodes")
+    parser.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"])
+    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change every method's training the same way, e.g. training.iterations=3 "
+                        f"meta.updates_per_iteration=500 (sections: {', '.join(TRAINING_SECTIONS)})")
+    parser.add_argument("--tag", default="", help="run-folder suffix, required with --set so that runs "
+                        "trained differently never share a folder")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    bad = [o for o in args.overrides if o.split(".")[0] not in TRAINING_SECTIONS]
+    if bad:
+        parser.error(f"--set {bad[0]}: only the sections {', '.join(TRAINING_SECTIONS)} may be changed")
+    if args.overrides and not args.tag:
+        parser.error("--set needs --tag NAME (the run folders get it as a suffix)")
 
     checkpoints: dict[tuple[str, int], Path] = {}
     for seed in args.seeds:
         for method in args.methods:
             preset = METHODS[method][0]
             if args.eval_only:
-                checkpoints[method, seed] = run_dir(args.robot, args.train_scenario, preset, seed) / "model.pt"
+                checkpoints[method, seed] = run_dir(args.robot, args.train_scenario, preset, seed, args.tag) / "model.pt"
                 continue
             start = time.perf_counter()
-            checkpoints[method, seed] = train(args.robot, args.train_scenario, preset, seed, args.iterations)
+            checkpoints[method, seed] = train(args.robot, args.train_scenario, preset, seed, args.iterations,
+                                              args.backend, args.overrides, args.tag)
             print(f"trained {preset} seed {seed}: {checkpoints[method, seed]} ({time.perf_counter() - start:.0f} s "
                   "in this call)", flush=True)
     if args.train_only:
         return
 
-    jobs = [EpisodeJob(args.robot, "mujoco", scenario, method, str(checkpoints[method, seed]), METHODS[method][1],
+    jobs = [EpisodeJob(args.robot, args.backend, scenario, method, str(checkpoints[method, seed]), METHODS[method][1],
                        seed, i, 10_000 + i, None)
             for scenario in args.test_scenarios for method in args.methods for seed in args.seeds
             for i in range(args.episodes)]

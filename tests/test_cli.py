@@ -30,3 +30,18 @@ def test_errors_name_the_bad_value_and_the_allowed_ones(capsys) -> None:
     assert "unknown benchmark 'fastest'; allowed: adaptation" in capsys.readouterr().err
     assert main(["run", "--checkpoint", "shipped:cartpole/nothing"]) == 2
     assert "no shipped checkpoint 'shipped:cartpole/nothing'; allowed: " in capsys.readouterr().err
+
+
+def test_train_applies_set_overrides_to_the_trained_preset(tmp_path: Path, capsys) -> None:
+    from adaptive_mbrl.training.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    assert main(["train", "--controller", "mb", "--robot", "cartpole", "--out", str(out), "--quiet",
+                 "--iterations", "0", "--random-steps", "200", "--set", "model.hidden_sizes=[8]",
+                 "training.first_epochs=1", "planner.samples=16"]) == 0
+    saved = load_checkpoint(out / "model.pt")["preset"]
+    assert saved["model"]["hidden_sizes"] == [8] and saved["training"]["first_epochs"] == 1
+    assert saved["planner"]["samples"] == 16
+    assert main(["train", "--controller", "mb", "--robot", "cartpole", "--out", str(out), "--set",
+                 "model.hiden_sizes=[8]"]) == 2
+    assert "model.hiden_sizes: unknown key; allowed keys: hidden_sizes" in capsys.readouterr().err

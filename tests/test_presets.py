@@ -11,7 +11,7 @@ from adaptive_mbrl.config import ConfigError
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.paths import controllers_dir
 from adaptive_mbrl.planning import PLANNERS
-from adaptive_mbrl.presets import ControllerPreset, list_presets, load_preset
+from adaptive_mbrl.presets import ControllerPreset, list_presets, load_preset, with_overrides
 
 SHIPPED = sorted(p.stem for p in controllers_dir().glob("*.yaml"))
 
@@ -85,3 +85,30 @@ def test_bad_preset_yaml_names_file_and_field(tmp_path: Path, edit, field: str, 
 def test_missing_preset_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_preset(tmp_path / "missing.yaml")
+
+
+def test_overrides_change_only_the_named_settings_and_leave_the_preset_alone() -> None:
+    grbal = load_preset("grbal")
+    small = with_overrides(grbal, ["training.iterations=3", "meta.updates_per_iteration=500",
+                                   "model.hidden_sizes=[64, 64]", "meta.first_order=true"])
+    assert (small.training.iterations, small.meta.updates_per_iteration) == (3, 500)
+    assert list(small.model.hidden_sizes) == [64, 64] and small.meta.first_order is True
+    assert small.planner == grbal.planner and small.adapter == grbal.adapter
+    assert small.training.steps_per_iteration == grbal.training.steps_per_iteration
+    assert grbal.training.iterations != 3  # the original is not modified
+    for name in SHIPPED:  # no overrides: the same preset
+        assert with_overrides(load_preset(name), []) == load_preset(name)
+
+
+@pytest.mark.parametrize("item, field, words", [
+    ("training.iterations=-1", "training.iterations", "out of range"),
+    ("trainin.iterations=3", "trainin", "allowed: planner, model, adapter, training, meta"),
+    ("training.iteration=3", "training.iteration", "allowed keys: random_steps, iterations"),
+    ("training.iterations", "training.iterations", "SECTION.KEY=VALUE"),
+    ("meta.first_order=maybe", "meta.first_order", "expected bool"),
+    ("planner.kind=gradient_descent", "planner.kind", "random_shooting"),
+])
+def test_bad_override_names_the_field_and_the_allowed_values(item: str, field: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        with_overrides(load_preset("grbal"), [item])
+    assert info.value.field == field and words in str(info.value)
