@@ -6,7 +6,10 @@
 For every training seed, each method's model is trained on the training scenario with the same data
 budget (the presets' ``training`` sections) in ``runs/adapt_<robot>_<train>_<preset>_s<seed>`` (resumable:
 run the same command again after an interruption; ``--train-only`` / ``--eval-only`` split the work, e.g.
-to train methods in parallel processes with ``--methods``). MB and MB+DE share the MB model. Evaluation
+to train methods in parallel processes with ``--methods``). MB and MB+DE share the MB model.
+``--set SECTION.KEY=VALUE ... --tag NAME`` gives every method the same changed training (e.g. a smaller
+budget: ``training.iterations=3 meta.updates_per_iteration=500``), in run folders suffixed with NAME;
+``--backend pybullet`` trains and evaluates on PyBullet (the A1 quadruped is PyBullet only). Evaluation
 episodes use seeds 10_000 + i, so every method faces the same tasks; they run on ``--workers`` local
 processes (the suite executor: the same numbers for any worker count) and are cached in
 ``runs/adapt_eval_cache_<robot>.jsonl`` by checkpoint, so a rerun only plays new episodes. For scenarios with a mid-episode
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +104,7 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # bins after every episode ended
     if args.threads:
         torch.set_num_threads(args.threads)
     bad = [o for o in args.overrides if o.split(".")[0] not in TRAINING_SECTIONS]
@@ -130,8 +135,8 @@ def main() -> None:
     results = list(evaluate(jobs, args.workers, Path(f"runs/adapt_eval_cache_{args.robot}.jsonl")).values())
     print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each\n")
     print("| scenario | method | mean return | std (episodes) | std (seed means) | x MB | recovery steps (80 %) "
-          "| control Hz |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| steps survived | control Hz |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for scenario in args.test_scenarios:
         events = get_scenario(args.robot, scenario).events
         damage = events[0].at_step if events else None
@@ -146,14 +151,18 @@ def main() -> None:
             recovery = (f"{np.nanmean([recovery_steps(c, damage) for c in curves[method]]):.0f}"
                         if damage is not None else "-")
             print(f"| {scenario} | {method} | {returns.mean():.1f} | {returns.std():.1f} | {np.std(seed_means):.1f} | "
-                  f"{returns.mean() / mb:.2f} | {recovery} | {hz:.0f} |", flush=True)
+                  f"{returns.mean() / mb:.2f} | {recovery} | {np.mean([r['steps'] for r in mine]):.0f} | {hz:.0f} |",
+                  flush=True)
         if damage is not None:
             print(f"\nreward per step around the damage at step {damage} (mean over episodes, 10-step bins):\n")
             bins = list(range(damage - 20, damage + 80, 10))
             print("| method | " + " | ".join(f"{b - damage:+d}" for b in bins) + " |")
             print("|---|" + "---|" * len(bins))
             for method, cs in curves.items():
-                mean = np.mean(np.stack(cs), axis=0)
+                padded = np.full((len(cs), max(map(len, cs))), np.nan)  # episodes that fell end early
+                for row, c in zip(padded, cs):
+                    row[:len(c)] = c
+                mean = np.nanmean(padded, axis=0)
                 print(f"| {method} | " + " | ".join(f"{mean[b:b + 10].mean():.2f}" for b in bins) + " |")
             print()
 
