@@ -52,6 +52,9 @@ class MujocoSimulator(Simulator):
         self._robot_bodies = np.array([b for b in range(1, self.model.nbody) if b != self._payload])
         self._friction_geoms = _ids(self.model, mujoco.mjtObj.mjOBJ_GEOM,
                                     [robot.ground_geom, *robot.contact_geoms], "geom")
+        if robot.joint_damping:  # motor damping from robot.yaml, on top of the MJCF's
+            joint_ids = _ids(self.model, mujoco.mjtObj.mjOBJ_JOINT, robot.actuated_joints, "joint")
+            self.model.dof_damping[self.model.jnt_dofadr[joint_ids]] += robot.joint_damping
         self._nominal = {name: getattr(self.model, name).copy() for name in EDITABLE_ARRAYS}
         self._nominal_gravity = self.model.opt.gravity.copy()
         self._payload_ipos0 = self.model.body_ipos[self._payload].copy()

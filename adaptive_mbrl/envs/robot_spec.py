@@ -71,6 +71,11 @@ class RobotSpec:
     ``init_joint_pos`` (optional, rad or m, action order): the actuated joints' angles in the reference
     pose, for robots whose model file has no standing pose (URDF quadrupeds); used by the PyBullet backend's
     ``reference_qpos()``. Empty: the pose written in the model file.
+
+    ``joint_damping`` (optional, N*m*s/rad or N*s/m, action order): viscous damping added to the actuated
+    joints on every backend, on top of any in the model file. URDFs carry no motor model; an electric
+    motor's torque falls roughly linearly with speed, which this term stands for (stall torque / no-load
+    speed). Without it a torque-driven URDF leg spins its light links at hundreds of rad/s.
     """
 
     name: str
@@ -89,6 +94,7 @@ class RobotSpec:
     init_noise: InitNoise = field(default_factory=InitNoise)
     objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
     init_joint_pos: list[float] = field(default_factory=list)
+    joint_damping: list[float] = field(default_factory=list)
     folder: str = ""
 
     def __post_init__(self) -> None:
@@ -103,6 +109,11 @@ class RobotSpec:
         if self.init_joint_pos and len(self.init_joint_pos) != len(self.actuated_joints):
             raise ValueError("init_joint_pos: needs one angle per actuated joint "
                              f"({len(self.actuated_joints)}), got {len(self.init_joint_pos)}")
+        if self.joint_damping and len(self.joint_damping) != len(self.actuated_joints):
+            raise ValueError("joint_damping: needs one value per actuated joint "
+                             f"({len(self.actuated_joints)}), got {len(self.joint_damping)}")
+        if any(d < 0 for d in self.joint_damping):
+            raise ValueError(f"joint_damping: values must be >= 0 (N*m*s/rad), got {self.joint_damping}")
         if self.actuator_gears and len(self.actuator_gears) != len(self.actuated_joints):
             raise ValueError("actuator_gears: needs one gear per actuated joint "
                              f"({len(self.actuated_joints)}), got {len(self.actuator_gears)}")
