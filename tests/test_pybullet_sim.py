@@ -88,22 +88,24 @@ def test_a1_standing_pose_and_no_mujoco_model() -> None:
         am.make("a1", backend="mujoco")
 
 
-def test_a1_motor_damping_keeps_joint_speeds_physical() -> None:
-    # Random full-torque commands: the motor model (robot.yaml joint_damping) keeps the joints near the
-    # A1 motors' ~21 rad/s; without it the same test gives a median of 85 rad/s and 37 % of steps above 100.
+def test_a1_joint_and_body_speeds_stay_physical_under_saturated_torques() -> None:
+    # Near-full random torques, through falls. The motor model (robot.yaml joint_damping) keeps joints near
+    # the A1 motors' ~21 rad/s (without it: median 85 rad/s); the 2 ms engine step keeps contacts stable
+    # (at 5 ms 12 % of these steps exceeded 100 rad/s or m/s and the trunk sometimes flew off at 10^4 m/s).
     env = make("a1")
     rng = np.random.default_rng(0)
     speeds = []
-    for seed in range(4):
+    for seed in range(15):
         env.reset(seed=seed)
         for _ in range(100):
-            obs, _, terminated, _, _ = env.step(rng.uniform(-1, 1, env.action_space.shape[0]))
-            if terminated:  # the fall's impact itself is a legitimate spike
+            action = np.sign(rng.uniform(-1, 1, 12)) * rng.uniform(0.5, 1.0, 12)
+            obs, _, terminated, _, _ = env.step(action)
+            speeds.append(np.abs(obs[17:]).max())  # obs = qpos[2:] (17) + qvel (18)
+            if terminated:
                 break
-            speeds.append(np.abs(obs[23:]).max())  # obs = qpos[2:] (17) + qvel (18); joint speeds from 23
-    assert len(speeds) > 40
     speeds = np.array(speeds)
-    assert np.median(speeds) < 30 and np.mean(speeds > 100) < 0.1  # spikes left: feet and knees hitting
+    assert len(speeds) > 200
+    assert np.median(speeds) < 30 and speeds.max() < 100
 
 
 def test_joint_damping_from_robot_yaml_adds_to_the_model_files() -> None:
