@@ -104,7 +104,8 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # bins after every episode ended
+    for message in ("Mean of empty slice", "invalid value encountered"):  # bins after every episode ended
+        warnings.filterwarnings("ignore", message, RuntimeWarning)
     if args.threads:
         torch.set_num_threads(args.threads)
     bad = [o for o in args.overrides if o.split(".")[0] not in TRAINING_SECTIONS]
@@ -156,14 +157,15 @@ def main() -> None:
         if damage is not None:
             print(f"\nreward per step around the damage at step {damage} (mean over episodes, 10-step bins):\n")
             bins = list(range(damage - 20, damage + 80, 10))
-            print("| method | " + " | ".join(f"{b - damage:+d}" for b in bins) + " |")
-            print("|---|" + "---|" * len(bins))
+            print("| method | episodes running at the damage | " + " | ".join(f"{b - damage:+d}" for b in bins) + " |")
+            print("|---|---|" + "---|" * len(bins))
             for method, cs in curves.items():
                 padded = np.full((len(cs), max(map(len, cs))), np.nan)  # episodes that fell end early
                 for row, c in zip(padded, cs):
                     row[:len(c)] = c
                 mean = np.nanmean(padded, axis=0)
-                print(f"| {method} | " + " | ".join(f"{mean[b:b + 10].mean():.2f}" for b in bins) + " |")
+                running = f"{sum(len(c) > damage for c in cs)} / {len(cs)}"
+                print(f"| {method} | {running} | " + " | ".join(f"{mean[b:b + 10].mean():.2f}" for b in bins) + " |")
             print()
 
 
