@@ -74,6 +74,10 @@ def _checkpoint_path(spec: str) -> str:
     return str(path)
 
 
+# training.<key> settings that `train` also takes as flags of their own (--iterations, ...)
+TRAINING_FLAGS = ("iterations", "random_steps", "steps_per_iteration", "parallel_envs")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from adaptive_mbrl.baselines import is_baseline_preset
     from adaptive_mbrl.presets import load_preset, with_overrides
@@ -81,10 +85,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if is_baseline_preset(args.controller):  # PEARL / RL² (controllers/baselines/)
         return _train_baseline(args)
-    preset = with_overrides(load_preset(args.controller), args.overrides)
-    for key in ("iterations", "random_steps", "steps_per_iteration", "parallel_envs"):
-        if getattr(args, key) is not None:
-            setattr(preset.training, key, getattr(args, key))
+    flags = [f"training.{key}={getattr(args, key)}" for key in TRAINING_FLAGS if getattr(args, key) is not None]
+    preset = with_overrides(load_preset(args.controller), flags + args.overrides)  # validated like the YAML
     out = Path(args.out or f"runs/{preset.name}_{args.robot}_{args.scenario}_s{args.seed}")
     start = time.perf_counter()
     trainer = train_model
@@ -231,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/<preset>_<robot>_<scenario>_s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    for key in ("iterations", "random_steps", "steps_per_iteration", "parallel_envs"):
+    for key in TRAINING_FLAGS:
         p.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"override the preset's training.{key}")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any preset setting, e.g. meta.updates_per_iteration=500 model.hidden_sizes=[64,64]")

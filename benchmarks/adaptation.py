@@ -54,9 +54,8 @@ def train(robot: str, scenario: str, preset_name: str, seed: int, iterations: in
     """Train (or finish training) one preset; returns its checkpoint. ``iterations`` and ``overrides``
     (``SECTION.KEY=VALUE``) change the preset's training the same way for every method, so the data
     budgets stay equal."""
-    preset = with_overrides(load_preset(preset_name), overrides or [])
-    if iterations is not None:
-        preset.training.iterations = iterations
+    rounds = [f"training.iterations={iterations}"] if iterations is not None else []
+    preset = with_overrides(load_preset(preset_name), rounds + (overrides or []))
     trainer = meta_train if preset.adapter.kind in ("grbal", "rebal") else train_model
     folder = run_dir(robot, scenario, preset_name, seed, tag)
     return trainer(preset, RunSettings(robot, scenario, backend=backend, seed=seed), folder,
@@ -122,7 +121,8 @@ def main() -> None:
         for method in args.methods:
             preset = METHODS[method][0]
             if args.eval_only:
-                checkpoints[method, seed] = run_dir(args.robot, args.train_scenario, preset, seed, args.tag) / "model.pt"
+                folder = run_dir(args.robot, args.train_scenario, preset, seed, args.tag)
+                checkpoints[method, seed] = folder / "model.pt"
                 continue
             start = time.perf_counter()
             checkpoints[method, seed] = train(args.robot, args.train_scenario, preset, seed, args.iterations,

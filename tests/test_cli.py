@@ -45,3 +45,5 @@ def test_train_applies_set_overrides_to_the_trained_preset(tmp_path: Path, capsy
     assert main(["train", "--controller", "mb", "--robot", "cartpole", "--out", str(out), "--set",
                  "model.hiden_sizes=[8]"]) == 2
     assert "model.hiden_sizes: unknown key; allowed keys: hidden_sizes" in capsys.readouterr().err
+    assert main(["train", "--controller", "mb", "--robot", "cartpole", "--out", str(out), "--iterations", "-1"]) == 2
+    assert "training.iterations: -1 is out of range" in capsys.readouterr().err

@@ -143,7 +143,7 @@ class PybulletSimulator(Simulator):
         self.nu = len(self._act)
         mj = self._mjcf.joints if self._mjcf else {}
         spec = np.array([mj.get(n, (0.0, 0.0, 0.0)) for n in names]).reshape(-1, 3)
-        self._stiffness, self._damping0 = spec[:, 0], spec[:, 1]
+        self._stiffness, self._damping0 = spec[:, 0], spec[:, 1].copy()
         if robot.joint_damping:  # motor damping from robot.yaml, on top of the model file's
             self._damping0[self._act_qpos - base] += np.asarray(robot.joint_damping, dtype=float)
         self._armature = {n: a for n, (k, d, a) in zip(names, spec)}
