@@ -15,6 +15,10 @@ processes (the suite executor: the same numbers for any worker count) and are ca
 ``runs/adapt_eval_cache_<robot>.jsonl`` by checkpoint, so a rerun only plays new episodes. For scenarios with a mid-episode
 event, the table adds the recovery: steps after the damage until the 5-step moving average of the reward
 is back to >= 80 % of its post-damage steady level (mean reward over damage+50 .. damage+200).
+``x MB`` comes with its 95 % bootstrap interval (training seeds, then episodes paired by environment seed,
+resampled:
+:mod:`adaptive_mbrl.evaluation.statistics`); ``episodes to the end`` counts the episodes that ran the robot's
+full episode length (the others ended in a fall).
 """
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ import numpy as np
 import torch
 
 from adaptive_mbrl.evaluation import EpisodeJob, LocalExecutor, recovery_steps
+from adaptive_mbrl.evaluation.statistics import by_seed, ratio_interval
 from adaptive_mbrl.envs import get_scenario
+from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.presets import load_preset, with_overrides
 from adaptive_mbrl.training.meta_train import meta_train
 from adaptive_mbrl.training.train_model import RunSettings, train_model
@@ -138,9 +144,10 @@ def main() -> None:
             for i in range(args.episodes)]
     results = list(evaluate(jobs, args.workers, Path(f"runs/adapt_eval_cache_{args.robot}.jsonl")).values())
     print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each\n")
-    print("| scenario | method | mean return | std (episodes) | std (seed means) | x MB | recovery steps (80 %) "
-          "| steps survived | control Hz |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| scenario | method | mean return | std (episodes) | std (seed means) | x MB | 95 % interval (x MB) "
+          "| recovery steps (80 %) | steps survived | episodes to the end | control Hz |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    length = load_robot(args.robot).episode_steps
     for scenario in args.test_scenarios:
         events = get_scenario(args.robot, scenario).events
         damage = events[0].at_step if events else None
@@ -151,11 +158,15 @@ def main() -> None:
             returns = np.array([r["return"] for r in mine])
             seed_means = [np.mean([r["return"] for r in mine if r["seed"] == s]) for s in args.seeds]
             mb = np.mean([c.sum() for c in curves["MB"]]) if "MB" in curves else float("nan")
+            mb_results = [r for r in results if r["scenario"] == scenario and r["label"] == "MB"]
+            low, high = ratio_interval(by_seed(mine), by_seed(mb_results), paired=True) if mb_results else (np.nan, np.nan)
+            full = sum(r["steps"] >= length for r in mine)  # the others ended in a fall
             hz = sum(r["steps"] for r in mine) / sum(r["wall_s"] for r in mine)
             recovery = (f"{np.nanmean([recovery_steps(c, damage) for c in curves[method]]):.0f}"
                         if damage is not None else "-")
             print(f"| {scenario} | {method} | {returns.mean():.1f} | {returns.std():.1f} | {np.std(seed_means):.1f} | "
-                  f"{returns.mean() / mb:.2f} | {recovery} | {np.mean([r['steps'] for r in mine]):.0f} | {hz:.0f} |",
+                  f"{returns.mean() / mb:.2f} | [{low:.2f}, {high:.2f}] | {recovery} | "
+                  f"{np.mean([r['steps'] for r in mine]):.0f} | {full} / {len(mine)} | {hz:.0f} |",
                   flush=True)
         if damage is not None:
             print(f"\nreward per step around the damage at step {damage} (mean over episodes, 10-step bins):\n")

@@ -36,6 +36,8 @@ def test_summary_mean_std_and_ratio_to_the_baseline() -> None:
     rows = {r["label"]: r for r in summarize(results, "MB")}
     assert rows["MB"]["mean"] == 150 and rows["MB"]["std"] == 50 and rows["MB"]["episodes"] == 2
     assert rows["GrBAL"]["ratio_to_baseline"] == 2.0 and rows["MB"]["ratio_to_baseline"] == 1.0
+    # bootstrap over the baseline's two episodes: 300 / 100, 300 / 150 or 300 / 200
+    assert 1.5 <= rows["GrBAL"]["ratio_low"] < rows["GrBAL"]["ratio_high"] <= 3.0
     assert rows["GrBAL"]["recovery_steps"] is None  # no mid-episode change in this scenario
     assert rows["MB"]["control_hz"] == 20 / 1.0
 

@@ -5,8 +5,10 @@ Writes into the run folder:
 - ``episodes.csv`` / ``episodes.json``: one row per episode (the JSON keeps the reward per step).
 - ``summary.csv`` / ``summary.json`` / ``summary.md``: per robot, scenario and method the mean and
   standard deviation of the return over seeds x episodes, the ratio to the suite's baseline method
-  (mean return / baseline's mean return, only where the baseline's mean is positive), and for scenarios
-  with a mid-episode change the recovery time (see :func:`recovery_steps`).
+  (mean return / baseline's mean return, only where the baseline's mean is positive) with its 95 %
+  bootstrap interval over seeds and episodes, paired by episode since every method plays the same
+  environment seeds (see :mod:`adaptive_mbrl.evaluation.statistics`), and for
+  scenarios with a mid-episode change the recovery time (see :func:`recovery_steps`).
 - ``returns.png``: mean return per method per scenario (error bars: one standard deviation).
 - ``damage_<robot>_<scenario>.png``: mean reward per step around the mid-episode change, per method.
 """
@@ -21,10 +23,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from adaptive_mbrl.evaluation.statistics import by_seed, ratio_interval
+
 EPISODE_COLUMNS = ("robot", "backend", "scenario", "label", "seed", "episode", "env_seed", "return", "steps",
                    "change_step", "recovery_steps", "wall_s", "checkpoint", "preset")
 SUMMARY_COLUMNS = ("robot", "backend", "scenario", "label", "episodes", "mean", "std", "ratio_to_baseline",
-                   "recovery_steps", "control_hz")
+                   "ratio_low", "ratio_high", "recovery_steps", "control_hz")
 WINDOW_BEFORE, WINDOW_AFTER = 50, 150
 """Steps shown before / after a mid-episode change in the damage plots."""
 
@@ -68,9 +72,11 @@ def summarize(results: list[dict[str, Any]], baseline: str) -> list[dict[str, An
         base = groups.get((robot, backend, scenario, baseline))
         base_mean = float(np.mean([e["return"] for e in base])) if base else float("nan")
         steps, wall = sum(e["steps"] for e in episodes), sum(e["wall_s"] for e in episodes)
+        low, high = ratio_interval(by_seed(episodes), by_seed(base), paired=True) if base else (float("nan"), float("nan"))
         rows.append({"robot": robot, "backend": backend, "scenario": scenario, "label": label,
                      "episodes": len(episodes), "mean": float(returns.mean()), "std": float(returns.std()),
                      "ratio_to_baseline": float(returns.mean() / base_mean) if base_mean > 0 else float("nan"),
+                     "ratio_low": low, "ratio_high": high,
                      "recovery_steps": float(np.nanmean(recoveries)) if recoveries and not all(
                          math.isnan(x) for x in recoveries) else (float("nan") if recoveries else None),
                      "control_hz": steps / wall if wall > 0 else float("nan")})
@@ -85,21 +91,27 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _interval(low: float, high: float) -> str:
+    return "n/a" if math.isnan(low) else f"[{low:.2f}, {high:.2f}]"
+
+
 def markdown_summary(rows: list[dict[str, Any]], suite_name: str, baseline: str, skipped: list[str]) -> str:
     """The Markdown summary: one table per robot (and backend)."""
     lines = [f"# Suite `{suite_name}`", "",
              f"Return per episode: mean ± std over seeds × episodes; ratio = mean / mean of `{baseline}` "
-             "(n/a where that mean is not positive). Recovery: control steps after a mid-episode change until "
+             "(n/a where that mean is not positive), with its 95 % bootstrap interval over seeds and episodes. Recovery: control steps after a mid-episode change until "
              "the 5-step average reward is back to 80 % of its post-change level (n/a: never, or that level "
              "is not positive).", ""]
     for (robot, backend) in dict.fromkeys((r["robot"], r["backend"]) for r in rows):
         lines += [f"## {robot} ({backend})", "",
-                  "| scenario | method | episodes | return | ratio to " + baseline + " | recovery (steps) | control Hz |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+                  "| scenario | method | episodes | return | ratio to " + baseline + " | 95 % interval | recovery (steps) "
+                  "| control Hz |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             if (r["robot"], r["backend"]) == (robot, backend):
                 lines.append(f"| {r['scenario']} | {r['label']} | {r['episodes']} | {r['mean']:.1f} ± {r['std']:.1f} "
-                             f"| {_fmt(r['ratio_to_baseline'], 2)} | {_fmt(r['recovery_steps'])} "
+                             f"| {_fmt(r['ratio_to_baseline'], 2)} | {_interval(r['ratio_low'], r['ratio_high'])} "
+                             f"| {_fmt(r['recovery_steps'])} "
                              f"| {_fmt(r['control_hz'])} |")
         lines.append("")
     if skipped:
