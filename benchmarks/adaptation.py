@@ -159,13 +159,15 @@ def main() -> None:
             seed_means = [np.mean([r["return"] for r in mine if r["seed"] == s]) for s in args.seeds]
             mb = np.mean([c.sum() for c in curves["MB"]]) if "MB" in curves else float("nan")
             mb_results = [r for r in results if r["scenario"] == scenario and r["label"] == "MB"]
-            low, high = ratio_interval(by_seed(mine), by_seed(mb_results), paired=True) if mb_results else (np.nan, np.nan)
+            low, high = (ratio_interval(by_seed(mine), by_seed(mb_results), paired=True) if mb_results
+                         else (np.nan, np.nan))
+            interval = "-" if method == "MB" or np.isnan(low) else f"[{low:.2f}, {high:.2f}]"
             full = sum(r["steps"] >= length for r in mine)  # the others ended in a fall
             hz = sum(r["steps"] for r in mine) / sum(r["wall_s"] for r in mine)
             recovery = (f"{np.nanmean([recovery_steps(c, damage) for c in curves[method]]):.0f}"
                         if damage is not None else "-")
             print(f"| {scenario} | {method} | {returns.mean():.1f} | {returns.std():.1f} | {np.std(seed_means):.1f} | "
-                  f"{returns.mean() / mb:.2f} | [{low:.2f}, {high:.2f}] | {recovery} | "
+                  f"{returns.mean() / mb:.2f} | {interval} | {recovery} | "
                   f"{np.mean([r['steps'] for r in mine]):.0f} | {full} / {len(mine)} | {hz:.0f} |",
                   flush=True)
         if damage is not None:
