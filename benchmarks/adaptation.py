@@ -40,9 +40,10 @@ from adaptive_mbrl.training.meta_train import meta_train
 from adaptive_mbrl.training.train_model import RunSettings, train_model
 
 # method -> (preset trained, preset run)
-# GrBAL-prior (an ablation, not in the default set): the GrBAL-trained prior run without adaptation.
+# Outside the default set: GrBAL-prior (ablation), the GrBAL-trained prior run without adaptation;
+# ReBAL-gated, the ReBAL-trained model run with the context gate (controllers/rebal_gated.yaml).
 METHODS = {"MB": ("mb", "mb"), "MB+DE": ("mb", "mb_de"), "GrBAL": ("grbal", "grbal"), "ReBAL": ("rebal", "rebal"),
-           "GrBAL-prior": ("grbal", "mb")}
+           "GrBAL-prior": ("grbal", "mb"), "ReBAL-gated": ("rebal", "rebal_gated")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 
 

@@ -13,7 +13,8 @@ every method's model is scored on the **same** held-out transitions, offline:
 2. Every run of M + K consecutive transitions of an episode (M = the adapter's window, K = 16) is one
    window. GrBAL: the prior's loss on the K future transitions, and the loss after the inner gradient
    step on the M past ones (with its meta-learned step sizes). ReBAL: the loss with the empty-window
-   context (its prior), and with the context encoded from the M past transitions. MB+DE: the MB model,
+   context (its prior), and with the context encoded from the M past transitions (ReBAL-gated: the
+   context the ``rebal_gated`` preset plans with, see ``adapter.context_gate``). MB+DE: the MB model,
    and the same model fine-tuned (the ``mb_de`` preset's Adam steps, accumulating) on the episode's
    transitions up to the window's last past one, as it would be at that control step.
 
@@ -31,7 +32,6 @@ import numpy as np
 import torch
 
 import adaptive_mbrl as am
-from adaptive_mbrl.adaptation.meta_losses import rebal_meta_loss
 from adaptive_mbrl.control import AdaptiveController
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -86,9 +86,12 @@ def per_window_losses(controller: AdaptiveController, obs: torch.Tensor, act: to
         if kind == "grbal":
             with torch.enable_grad():
                 loss, base = adapter.meta_loss(o, a, n, past)
-        elif kind == "rebal":
+        elif kind == "rebal":  # the run-time path: adapt() (with the gate, if the preset has it), then predict
+            adapter.adapt(o[0, :past], a[0, :past], n[0, :past])
+            future = o.shape[1] - past
             with torch.no_grad():
-                loss, base = rebal_meta_loss(model, adapter.encode, o, a, n, past, None)
+                loss = model.loss(o[0, past:], a[0, past:], n[0, past:], adapter.context.expand(future, -1))
+                base = model.loss(o[0, past:], a[0, past:], n[0, past:], adapter.empty_context.expand(future, -1))
         else:
             raise ValueError(f"per-window adaptation needs a grbal or rebal adapter, got {kind!r}")
         prior.append(base.item())
@@ -136,7 +139,7 @@ def main() -> None:
     print("| scenario | method | windows | loss before adapting | loss after | change | windows improved |")
     print("|---|---|---|---|---|---|---|")
     for scenario in args.test_scenarios:
-        results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"MB+DE": [], "GrBAL": [], "ReBAL": []}
+        results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"MB+DE": [], "GrBAL": [], "ReBAL": [], "ReBAL-gated": []}
         for seed in args.seeds:
             folders = {m: run_dir(args.robot, args.train_scenario, p, seed, args.tag) / "model.pt"
                        for m, p in (("MB", "mb"), ("GrBAL", "grbal"), ("ReBAL", "rebal"))}
@@ -145,8 +148,9 @@ def main() -> None:
                 raise SystemExit(f"missing checkpoints (train them with benchmarks/adaptation.py): {missing}")
             data = collect(folders["MB"], args.robot, scenario, args.backend, args.episodes, args.episode_steps,
                            seed)
-            for method in ("GrBAL", "ReBAL"):
-                controller = AdaptiveController.from_checkpoint(folders[method], backend=args.backend)
+            for method, preset in (("GrBAL", None), ("ReBAL", None), ("ReBAL-gated", "rebal_gated")):
+                checkpoint = folders[method.split("-")[0]]
+                controller = AdaptiveController.from_checkpoint(checkpoint, preset=preset, backend=args.backend)
                 past = controller.preset.adapter.window
                 results[method].append(per_window_losses(controller, *windows(data, past + FUTURE), past))
             de = AdaptiveController.from_checkpoint(folders["MB"], preset="mb_de", backend=args.backend)

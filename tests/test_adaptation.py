@@ -159,3 +159,8 @@ def test_unknown_adapter_kind_lists_the_allowed_ones(prior: DynamicsModel) -> No
     for kind in ("none", "finetune"):
         assert kind in message
     assert set(ADAPTERS) >= {"none", "finetune"}
+
+
+def test_context_gate_on_a_non_recurrent_adapter_is_refused_by_name(prior: DynamicsModel) -> None:
+    with pytest.raises(ValueError, match="context_gate.*'rebal' only.*'finetune'"):
+        make_adapter(prior, AdapterConfig(kind="finetune", context_gate=True))

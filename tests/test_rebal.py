@@ -2,6 +2,8 @@
 empty-window context, short windows, batched prediction and checkpointed encoder state."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,47 @@ def test_state_dict_round_trip_and_mismatch(cell: str) -> None:
 def test_rebal_needs_a_context_input() -> None:
     with pytest.raises(ValueError, match="context_dim"):
         make_adapter(DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[8])), _config())
+
+
+def _gated_pair(adapter: ReBALAdapter, state: dict) -> tuple[ReBALAdapter, ReBALAdapter]:
+    """(ungated, gated) adapters around the trained model with the encoder ``state``."""
+    pair = []
+    for gate in (False, True):
+        other = make_adapter(adapter.model, dataclasses.replace(_config(), context_gate=gate))
+        other.load_state_dict(state)
+        pair.append(other)
+    return pair[0], pair[1]
+
+
+def _future_error(adapter: ReBALAdapter, obs, act, nxt) -> float:
+    adapter.reset()
+    adapter.adapt(obs[:PAST], act[:PAST], nxt[:PAST])
+    with torch.no_grad():
+        return (adapter.predict(obs[PAST:], act[PAST:]) - nxt[PAST:]).square().mean().item()
+
+
+def test_context_gate_keeps_a_context_that_explains_the_window(trained) -> None:
+    adapter, (obs, act, nxt, _) = trained
+    plain, gated = _gated_pair(adapter, adapter.state_dict())
+    kept = 0
+    for b in range(8):
+        errors = _future_error(plain, obs[b], act[b], nxt[b]), _future_error(gated, obs[b], act[b], nxt[b])
+        kept += gated.gate_open
+        if gated.gate_open:
+            assert torch.equal(gated.context, plain.context) and errors[0] == errors[1]
+    assert kept >= 7  # on training tasks the meta-trained context fits the window
+
+
+def test_context_gate_falls_back_to_the_prior_when_the_encoder_is_wrong(trained) -> None:
+    """An encoder that maps every window far from the contexts it was trained with (what an unseen task can
+    do to it) fits the window worse than the empty-window context: the gate plans with the prior. (Scaling
+    the head's weights leaves the empty-window context, the head's bias, as trained.)"""
+    adapter, (obs, act, nxt, _) = trained
+    state = adapter.state_dict()
+    scrambled = {k: (20.0 * v if k == "head.weight" else v) for k, v in state.items()}
+    plain, gated = _gated_pair(adapter, scrambled)
+    for b in range(4):
+        plain_error = _future_error(plain, obs[b], act[b], nxt[b])
+        gated_error = _future_error(gated, obs[b], act[b], nxt[b])
+        assert not gated.gate_open and torch.equal(gated.context, gated.empty_context)
+        assert gated_error < plain_error
