@@ -41,9 +41,11 @@ from adaptive_mbrl.training.train_model import RunSettings, train_model
 
 # method -> (preset trained, preset run)
 # Outside the default set: GrBAL-prior (ablation), the GrBAL-trained prior run without adaptation;
-# ReBAL-gated, the ReBAL-trained model run with the context gate (controllers/rebal_gated.yaml).
+# GrBAL-guarded / ReBAL-gated, the GrBAL / ReBAL checkpoints run with their run-time safeguards
+# (controllers/grbal_guarded.yaml: backtracking; controllers/rebal_gated.yaml: the context gate).
 METHODS = {"MB": ("mb", "mb"), "MB+DE": ("mb", "mb_de"), "GrBAL": ("grbal", "grbal"), "ReBAL": ("rebal", "rebal"),
-           "GrBAL-prior": ("grbal", "mb"), "ReBAL-gated": ("rebal", "rebal_gated")}
+           "GrBAL-prior": ("grbal", "mb"), "GrBAL-guarded": ("grbal", "grbal_guarded"),
+           "ReBAL-gated": ("rebal", "rebal_gated")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 
 

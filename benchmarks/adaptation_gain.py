@@ -12,7 +12,8 @@ every method's model is scored on the **same** held-out transitions, offline:
    environment seeds 20_000 + i) through its MPC; the transitions are kept.
 2. Every run of M + K consecutive transitions of an episode (M = the adapter's window, K = 16) is one
    window. GrBAL: the prior's loss on the K future transitions, and the loss after the inner gradient
-   step on the M past ones (with its meta-learned step sizes). ReBAL: the loss with the empty-window
+   step on the M past ones (with its meta-learned step sizes; GrBAL-guarded: with the ``grbal_guarded``
+   preset's backtracking, see ``adapter.backtracking``). ReBAL: the loss with the empty-window
    context (its prior), and with the context encoded from the M past transitions (ReBAL-gated: the
    context the ``rebal_gated`` preset plans with, see ``adapter.context_gate``). MB+DE: the MB model,
    and the same model fine-tuned (the ``mb_de`` preset's Adam steps, accumulating) on the episode's
@@ -83,9 +84,11 @@ def per_window_losses(controller: AdaptiveController, obs: torch.Tensor, act: to
     prior, adapted = [], []
     for w in range(obs.shape[0]):
         o, a, n = obs[w:w + 1], act[w:w + 1], nxt[w:w + 1]
-        if kind == "grbal":
-            with torch.enable_grad():
-                loss, base = adapter.meta_loss(o, a, n, past)
+        if kind == "grbal":  # the run-time path: adapt() (with backtracking, if the preset has it)
+            adapter.adapt(o[0, :past], a[0, :past], n[0, :past])
+            with torch.no_grad():
+                loss = adapter.adapted.loss(o[0, past:], a[0, past:], n[0, past:])
+                base = model.loss(o[0, past:], a[0, past:], n[0, past:])
         elif kind == "rebal":  # the run-time path: adapt() (with the gate, if the preset has it), then predict
             adapter.adapt(o[0, :past], a[0, :past], n[0, :past])
             future = o.shape[1] - past
@@ -139,7 +142,8 @@ def main() -> None:
     print("| scenario | method | windows | loss before adapting | loss after | change | windows improved |")
     print("|---|---|---|---|---|---|---|")
     for scenario in args.test_scenarios:
-        results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"MB+DE": [], "GrBAL": [], "ReBAL": [], "ReBAL-gated": []}
+        methods = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated")
+        results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {method: [] for method in methods}
         for seed in args.seeds:
             folders = {m: run_dir(args.robot, args.train_scenario, p, seed, args.tag) / "model.pt"
                        for m, p in (("MB", "mb"), ("GrBAL", "grbal"), ("ReBAL", "rebal"))}
@@ -148,7 +152,8 @@ def main() -> None:
                 raise SystemExit(f"missing checkpoints (train them with benchmarks/adaptation.py): {missing}")
             data = collect(folders["MB"], args.robot, scenario, args.backend, args.episodes, args.episode_steps,
                            seed)
-            for method, preset in (("GrBAL", None), ("ReBAL", None), ("ReBAL-gated", "rebal_gated")):
+            for method, preset in (("GrBAL", None), ("GrBAL-guarded", "grbal_guarded"), ("ReBAL", None),
+                                   ("ReBAL-gated", "rebal_gated")):
                 checkpoint = folders[method.split("-")[0]]
                 controller = AdaptiveController.from_checkpoint(checkpoint, preset=preset, backend=args.backend)
                 past = controller.preset.adapter.window

@@ -195,3 +195,43 @@ def test_controller_adapts_grbal_from_its_window_oldest_first() -> None:
     for k, v in model.state_dict().items():
         assert torch.equal(ctrl.adapter.adapted.state_dict()[k], v)
     env.close()
+
+
+def _window_and_future(gain: float) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    obs, act, nxt = (t[0] for t in _system(1, 116, np.array([gain]), seed=5))
+    return (obs[:16], act[:16], nxt[:16]), (obs[16:], act[16:], nxt[16:])
+
+
+def test_backtracking_shrinks_an_overshooting_step_until_the_window_loss_drops(nominal_prior: DynamicsModel) -> None:
+    """A step size far too large (what a meta-learned rate meets on dynamics far outside training) makes
+    the unguarded step raise the window's own loss and wreck the prediction; backtracking keeps a
+    fraction of the step that lowers the window loss, or the prior. It bounds the damage; it does not
+    promise a better model than the prior (16 transitions can still mislead a small step)."""
+    window, future = _window_and_future(-1.0)
+    plain = make_adapter(nominal_prior, _config(learning_rate=50.0))
+    guarded = make_adapter(nominal_prior, _config(learning_rate=50.0, backtracking=12))
+    plain.adapt(*window)
+    guarded.adapt(*window)
+    with torch.no_grad():
+        prior_window, prior_future = nominal_prior.loss(*window).item(), nominal_prior.loss(*future).item()
+        assert plain.adapted.loss(*window).item() > prior_window  # the overshoot this guards against
+        assert plain.adapted.loss(*future).item() > 1000 * prior_future
+        assert guarded.adapted.loss(*window).item() <= prior_window
+        assert guarded.adapted.loss(*future).item() < 3 * prior_future
+    assert 0.0 <= guarded.step_scale < 1.0
+
+
+def test_backtracking_leaves_a_step_that_already_lowers_the_window_loss(nominal_prior: DynamicsModel) -> None:
+    window, _ = _window_and_future(0.4)
+    plain = make_adapter(nominal_prior, _config(learning_rate=0.5))
+    guarded = make_adapter(nominal_prior, _config(learning_rate=0.5, backtracking=6))
+    plain.adapt(*window)
+    guarded.adapt(*window)
+    assert guarded.step_scale == 1.0
+    for name, value in plain.adapted.state_dict().items():
+        assert torch.equal(guarded.adapted.state_dict()[name], value)
+
+
+def test_backtracking_on_another_adapter_is_refused_by_name(nominal_prior: DynamicsModel) -> None:
+    with pytest.raises(ValueError, match="backtracking.*'grbal' only.*'rebal'"):
+        make_adapter(nominal_prior, AdapterConfig(kind="rebal", backtracking=3))

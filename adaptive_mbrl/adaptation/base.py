@@ -40,6 +40,9 @@ class AdapterConfig:
             ``learning_rate``, meta-trained with the prior and saved in the checkpoint's ``adapter_state``).
         encoder: rebal only: the recurrent cell that reads the window, ``gru`` or ``lstm``.
         encoder_hidden: rebal only: the recurrent state size (the paper's reference: LSTM 256).
+        backtracking: grbal only: when the inner step raises the loss on the window it was computed from
+            (an overshoot, e.g. on dynamics far outside training, where gradients are large), halve it up to
+            this many times until it does not; the prior if none of them helps. 0 = off (as meta-trained).
         context_gate: rebal only: keep the encoded context only when it predicts the window's own
             transitions better than the empty-window (prior) context; otherwise plan with the prior
             context. Guards against an encoder that maps an unseen task onto a wrong training task.
@@ -54,6 +57,7 @@ class AdapterConfig:
     learn_inner_lr: bool = False
     encoder: Literal["gru", "lstm"] = "gru"
     encoder_hidden: int = bounded(64, lo=1)
+    backtracking: int = bounded(0, lo=0)
     context_gate: bool = False
 
 
@@ -113,6 +117,9 @@ def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
         import adaptive_mbrl.adaptation.rebal  # noqa: F401
     if config.kind not in ADAPTERS:
         raise ValueError(f"adapter {config.kind!r} is not available; allowed: {', '.join(sorted(ADAPTERS))}")
+    if config.backtracking and config.kind != "grbal":
+        raise ValueError(f"adapter.backtracking applies to adapter.kind 'grbal' only (it shrinks GrBAL's inner "
+                         f"step), got kind {config.kind!r}")
     if config.context_gate and config.kind != "rebal":
         raise ValueError(f"adapter.context_gate applies to adapter.kind 'rebal' only (it gates a recurrent "
                          f"context), got kind {config.kind!r}")
