@@ -35,6 +35,7 @@ from adaptive_mbrl.evaluation import EpisodeJob, LocalExecutor, recovery_steps
 from adaptive_mbrl.evaluation.statistics import by_seed, ratio_interval
 from adaptive_mbrl.envs import get_scenario
 from adaptive_mbrl.envs.robot_spec import load_robot
+from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.presets import load_preset, with_overrides
 from adaptive_mbrl.training.meta_train import meta_train
 from adaptive_mbrl.training.train_model import RunSettings, train_model
@@ -73,7 +74,9 @@ def train(robot: str, scenario: str, preset_name: str, seed: int, iterations: in
 
 def evaluate(jobs: list[EpisodeJob], workers: int, cache_path: Path) -> dict[str, dict]:
     """Run the evaluation episodes on ``workers`` local processes; results are cached in ``cache_path``
-    by job key and checkpoint modification time, so a rerun only plays what changed."""
+    by job key, checkpoint modification time and the run preset's settings, so a rerun only plays what
+    changed (an edited preset replays its episodes; entries written before the settings were recorded
+    are kept)."""
     cache = {}
     if cache_path.exists():
         for line in cache_path.read_text().splitlines():
@@ -83,15 +86,25 @@ def evaluate(jobs: list[EpisodeJob], workers: int, cache_path: Path) -> dict[str
     def cache_key(job: EpisodeJob) -> str:
         return f"{job.key}|{job.checkpoint}|{Path(job.checkpoint).stat().st_mtime_ns}|{job.preset}"
 
-    todo = [j for j in jobs if cache_key(j) not in cache]
+    def fresh(job: EpisodeJob) -> bool:
+        entry = cache.get(cache_key(job))
+        return entry is not None and entry.get("preset_settings", settings(job)) == settings(job)
+
+    todo = [j for j in jobs if not fresh(j)]
     with open(cache_path, "a") as f:
         for result in LocalExecutor(workers).run(todo):
             job = next(j for j in todo if j.key == result["key"] and j.checkpoint == result["checkpoint"])
-            result["cache_key"] = cache_key(job)
+            result["cache_key"], result["preset_settings"] = cache_key(job), settings(job)
             cache[result["cache_key"]] = result
             f.write(json.dumps(result) + "\n")
             f.flush()
     return {cache_key(j): cache[cache_key(j)] for j in jobs}
+
+
+def settings(job: EpisodeJob) -> str:
+    """The run preset's adapter and planner sections (what decides how an episode is played), as text."""
+    preset = load_preset(job.preset)
+    return json.dumps({"adapter": to_dict(preset.adapter), "planner": to_dict(preset.planner)}, sort_keys=True)
 
 
 def main() -> None:
