@@ -44,6 +44,7 @@ def test_the_interval_is_reproducible_and_ordered() -> None:
 def test_no_shared_seed_or_a_non_positive_baseline_gives_nan() -> None:
     assert all(math.isnan(x) for x in ratio_interval({0: [1.0]}, {1: [1.0]}))
     assert all(math.isnan(x) for x in ratio_interval({0: [5.0, 6.0]}, {0: [-3.0, -4.0]}))
+    assert all(math.isnan(x) for x in ratio_interval({0: [5.0]}, {0: [3.0]}))  # one episode each
 
 
 def test_bad_settings_are_refused_with_their_names() -> None:

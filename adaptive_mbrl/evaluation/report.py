@@ -110,7 +110,8 @@ def markdown_summary(rows: list[dict[str, Any]], suite_name: str, baseline: str,
         for r in rows:
             if (r["robot"], r["backend"]) == (robot, backend):
                 lines.append(f"| {r['scenario']} | {r['label']} | {r['episodes']} | {r['mean']:.1f} ± {r['std']:.1f} "
-                             f"| {_fmt(r['ratio_to_baseline'], 2)} | {_interval(r['ratio_low'], r['ratio_high'])} "
+                             f"| {_fmt(r['ratio_to_baseline'], 2)} "
+                             f"| {'-' if r['label'] == baseline else _interval(r['ratio_low'], r['ratio_high'])} "
                              f"| {_fmt(r['recovery_steps'])} "
                              f"| {_fmt(r['control_hz'])} |")
         lines.append("")

@@ -36,16 +36,16 @@ def ratio_interval(returns: Mapping[int, Sequence[float]], baseline: Mapping[int
             a seed whose two lists differ in length is resampled independently.
 
     Returns:
-        ``(low, high)``; ``(nan, nan)`` when the two share no seed with episodes, or the baseline mean is
-        not positive in more than half of the resamples.
+        ``(low, high)``; ``(nan, nan)`` when the two share no seed with episodes, either has a single
+        episode, or the baseline mean is not positive in more than half of the resamples.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     seeds = sorted(s for s in set(returns) & set(baseline) if len(returns[s]) and len(baseline[s]))
-    if not seeds:
-        return float("nan"), float("nan")
+    if sum(len(returns[s]) for s in seeds) < 2 or sum(len(baseline[s]) for s in seeds) < 2:
+        return float("nan"), float("nan")  # one episode each: nothing to resample
     mine = [np.asarray(returns[s], dtype=float) for s in seeds]
     base = [np.asarray(baseline[s], dtype=float) for s in seeds]
     rng = np.random.default_rng(seed)
