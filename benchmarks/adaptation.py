@@ -23,6 +23,7 @@ full episode length (the others ended in a fall).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 import warnings
@@ -103,7 +104,12 @@ def evaluate(jobs: list[EpisodeJob], workers: int, cache_path: Path) -> dict[str
 
 def settings(job: EpisodeJob) -> str:
     """The run preset's adapter and planner sections (what decides how an episode is played), as text."""
-    preset = load_preset(job.preset)
+    return _preset_settings(job.preset)
+
+
+@functools.lru_cache(maxsize=None)
+def _preset_settings(name: str) -> str:
+    preset = load_preset(name)
     return json.dumps({"adapter": to_dict(preset.adapter), "planner": to_dict(preset.planner)}, sort_keys=True)
 
 

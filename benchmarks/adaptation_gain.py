@@ -72,7 +72,7 @@ def windows(data: list[tuple[np.ndarray, ...]], length: int) -> tuple[torch.Tens
             for column, part in zip(episode, parts):
                 part.append(column[start:start + length])
     if not parts[0]:
-        raise SystemExit(f"no episode lasted {length} steps; lower --episode-steps' floor or collect more episodes")
+        raise SystemExit(f"no episode lasted {length} steps (M + K); raise --episode-steps or --episodes")
     return tuple(torch.as_tensor(np.stack(p)) for p in parts)
 
 

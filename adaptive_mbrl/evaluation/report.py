@@ -72,7 +72,8 @@ def summarize(results: list[dict[str, Any]], baseline: str) -> list[dict[str, An
         base = groups.get((robot, backend, scenario, baseline))
         base_mean = float(np.mean([e["return"] for e in base])) if base else float("nan")
         steps, wall = sum(e["steps"] for e in episodes), sum(e["wall_s"] for e in episodes)
-        low, high = ratio_interval(by_seed(episodes), by_seed(base), paired=True) if base else (float("nan"), float("nan"))
+        low, high = (ratio_interval(by_seed(episodes), by_seed(base), paired=True) if base
+                     else (float("nan"), float("nan")))
         rows.append({"robot": robot, "backend": backend, "scenario": scenario, "label": label,
                      "episodes": len(episodes), "mean": float(returns.mean()), "std": float(returns.std()),
                      "ratio_to_baseline": float(returns.mean() / base_mean) if base_mean > 0 else float("nan"),
@@ -99,7 +100,8 @@ def markdown_summary(rows: list[dict[str, Any]], suite_name: str, baseline: str,
     """The Markdown summary: one table per robot (and backend)."""
     lines = [f"# Suite `{suite_name}`", "",
              f"Return per episode: mean ± std over seeds × episodes; ratio = mean / mean of `{baseline}` "
-             "(n/a where that mean is not positive), with its 95 % bootstrap interval over seeds and episodes. Recovery: control steps after a mid-episode change until "
+             "(n/a where that mean is not positive), with its 95 % bootstrap interval over seeds and episodes. "
+             "Recovery: control steps after a mid-episode change until "
              "the 5-step average reward is back to 80 % of its post-change level (n/a: never, or that level "
              "is not positive).", ""]
     for (robot, backend) in dict.fromkeys((r["robot"], r["backend"]) for r in rows):
