@@ -174,13 +174,13 @@ def main() -> None:
         events = get_scenario(args.robot, scenario).events
         damage = events[0].at_step if events else None
         curves: dict[str, list[np.ndarray]] = {}
+        mb_results = [r for r in results if r["scenario"] == scenario and r["label"] == "MB"]
+        mb = np.mean([np.sum(r["rewards"]) for r in mb_results]) if mb_results else float("nan")
         for method in args.methods:
             mine = [r for r in results if r["scenario"] == scenario and r["label"] == method]
             curves[method] = [np.asarray(r["rewards"]) for r in mine]
             returns = np.array([r["return"] for r in mine])
             seed_means = [np.mean([r["return"] for r in mine if r["seed"] == s]) for s in args.seeds]
-            mb = np.mean([c.sum() for c in curves["MB"]]) if "MB" in curves else float("nan")
-            mb_results = [r for r in results if r["scenario"] == scenario and r["label"] == "MB"]
             low, high = (ratio_interval(by_seed(mine), by_seed(mb_results), paired=True) if mb_results
                          else (np.nan, np.nan))
             interval = "-" if method == "MB" or np.isnan(low) else f"[{low:.2f}, {high:.2f}]"
