@@ -41,6 +41,10 @@ from adaptation import run_dir  # noqa: E402  (the run folders of benchmarks/ada
 FUTURE = 16
 """K: future transitions scored per window (the presets' ``meta.future``)."""
 
+METHODS = {"MB+DE": ("MB", "mb_de"), "GrBAL": ("GrBAL", None), "GrBAL-guarded": ("GrBAL", "grbal_guarded"),
+           "ReBAL": ("ReBAL", None), "ReBAL-gated": ("ReBAL", "rebal_gated")}
+"""method -> (the trained model it scores, the preset it is run with; None: the checkpoint's own)."""
+
 
 def collect(checkpoint: Path, robot: str, scenario: str, backend: str, episodes: int, steps: int,
             seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -132,6 +136,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=2, help="held-out episodes per seed and scenario")
     parser.add_argument("--episode-steps", type=int, default=300, help="control steps per episode at most")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                        help="methods to score (only their checkpoints, and MB's, need to exist)")
     args = parser.parse_args()
     if args.episodes < 1 or args.episode_steps < 1:
         parser.error("--episodes and --episode-steps must be at least 1")
@@ -142,24 +148,24 @@ def main() -> None:
     print("| scenario | method | windows | loss before adapting | loss after | change | windows improved |")
     print("|---|---|---|---|---|---|---|")
     for scenario in args.test_scenarios:
-        methods = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated")
-        results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {method: [] for method in methods}
+        results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {method: [] for method in args.methods}
         for seed in args.seeds:
-            folders = {m: run_dir(args.robot, args.train_scenario, p, seed, args.tag) / "model.pt"
-                       for m, p in (("MB", "mb"), ("GrBAL", "grbal"), ("ReBAL", "rebal"))}
+            trained = {"MB"} | {METHODS[m][0] for m in args.methods}
+            folders = {m: run_dir(args.robot, args.train_scenario, m.lower(), seed, args.tag) / "model.pt"
+                       for m in trained}
             missing = [str(f) for f in folders.values() if not f.exists()]
             if missing:
                 raise SystemExit(f"missing checkpoints (train them with benchmarks/adaptation.py): {missing}")
             data = collect(folders["MB"], args.robot, scenario, args.backend, args.episodes, args.episode_steps,
                            seed)
-            for method, preset in (("GrBAL", None), ("GrBAL-guarded", "grbal_guarded"), ("ReBAL", None),
-                                   ("ReBAL-gated", "rebal_gated")):
-                checkpoint = folders[method.split("-")[0]]
+            for method in args.methods:
+                checkpoint, preset = folders[METHODS[method][0]], METHODS[method][1]
                 controller = AdaptiveController.from_checkpoint(checkpoint, preset=preset, backend=args.backend)
                 past = controller.preset.adapter.window
-                results[method].append(per_window_losses(controller, *windows(data, past + FUTURE), past))
-            de = AdaptiveController.from_checkpoint(folders["MB"], preset="mb_de", backend=args.backend)
-            results["MB+DE"].append(dynamic_evaluation_losses(de, data, de.preset.adapter.window))
+                if method == "MB+DE":
+                    results[method].append(dynamic_evaluation_losses(controller, data, past))
+                else:
+                    results[method].append(per_window_losses(controller, *windows(data, past + FUTURE), past))
         for method, per_seed in results.items():
             before = np.mean([p.mean() for p, _ in per_seed])
             after = np.mean([a.mean() for _, a in per_seed])
