@@ -147,10 +147,10 @@ def main() -> None:
           "steps each\n")
     print("| scenario | method | windows | loss before adapting | loss after | change | windows improved |")
     print("|---|---|---|---|---|---|---|")
+    trained = {"MB"} | {METHODS[m][0] for m in args.methods}  # MB collects the held-out transitions
     for scenario in args.test_scenarios:
         results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {method: [] for method in args.methods}
         for seed in args.seeds:
-            trained = {"MB"} | {METHODS[m][0] for m in args.methods}
             folders = {m: run_dir(args.robot, args.train_scenario, m.lower(), seed, args.tag) / "model.pt"
                        for m in trained}
             missing = [str(f) for f in folders.values() if not f.exists()]
