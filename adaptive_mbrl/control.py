@@ -27,7 +27,7 @@ from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.models.state import load_model_state
 from adaptive_mbrl.planning import TrajectoryScorer, make_planner
 from adaptive_mbrl.presets import ControllerPreset, load_preset
-from adaptive_mbrl.training.checkpoint import load_checkpoint
+from adaptive_mbrl.training.checkpoint import check_actuation, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class AdaptiveController:
         ``robot`` (if given) must match the checkpoint's.
         """
         payload = load_checkpoint(checkpoint, device)
+        check_actuation(payload, checkpoint)
         if robot is not None and robot != payload["robot"]:
             raise ValueError(f"checkpoint {str(checkpoint)!r} was trained on robot {payload['robot']!r}, "
                              f"not {robot!r}")

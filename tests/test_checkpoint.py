@@ -108,3 +108,23 @@ def test_failing_write_keeps_the_old_checkpoint(tmp_path: Path, monkeypatch: pyt
     assert (tmp_path / "model.yaml").read_bytes() == before_yaml
     assert load_checkpoint(path)["meta"]["iteration"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "model.yaml"], "temporary file left"
+
+
+def test_a_model_trained_on_other_actions_is_refused(tmp_path: Path) -> None:
+    # The A1 takes PD joint targets now; a checkpoint from its torque-controlled days has the same sizes but
+    # its actions meant torques. Files written before the field existed count as torque.
+    from adaptive_mbrl.control import AdaptiveController
+    from adaptive_mbrl.training.checkpoint import check_actuation
+    preset = to_dict(load_preset("mb"))
+    model = DynamicsModel(35, 12, ModelConfig(hidden_sizes=[8]))
+    old = save_checkpoint(tmp_path / "torque.pt", robot="a1", obs_dim=35, action_dim=12, preset=preset,
+                          model_state=model.state_dict())
+    payload = torch.load(old, weights_only=True)
+    del payload["actuation"]
+    torch.save(payload, old)
+    with pytest.raises(ValueError, match="trained with actuation 'torque'.*actuation.mode 'pd_target'"):
+        AdaptiveController.from_checkpoint(old, backend="pybullet")
+    new = save_checkpoint(tmp_path / "pd.pt", robot="a1", obs_dim=35, action_dim=12, preset=preset,
+                          model_state=model.state_dict(), actuation="pd_target")
+    check_actuation(load_checkpoint(new), new)               # matches the robot file: no error
+    assert yaml.safe_load(new.with_suffix(".yaml").read_text())["actuation"] == "pd_target"

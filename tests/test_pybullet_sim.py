@@ -88,8 +88,8 @@ def test_a1_standing_pose_and_no_mujoco_model() -> None:
         am.make("a1", backend="mujoco")
 
 
-def test_a1_joint_and_body_speeds_stay_physical_under_saturated_torques() -> None:
-    # Near-full random torques, through falls. The motor model (robot.yaml joint_damping) keeps joints near
+def test_a1_joint_and_body_speeds_stay_physical_under_saturated_actions() -> None:
+    # Near-full random actions (PD targets at the edge of their range), through falls. The motor model (robot.yaml joint_damping) keeps joints near
     # the A1 motors' ~21 rad/s (without it: median 85 rad/s); the 2 ms engine step keeps contacts stable
     # (at 5 ms 12 % of these steps exceeded 100 rad/s or m/s and the trunk sometimes flew off at 10^4 m/s).
     env = make("a1")
@@ -135,9 +135,11 @@ def test_disabled_joint_does_not_move(robot: str) -> None:
     push = np.zeros((6, env.sim.nu))
     push[:, joint] = 1.0
     healthy = still_rollout(env, push, Task())[:, column]
-    broken = still_rollout(env, push, Task(at_reset=(JointDamage(joints=(joint,), scale=0.0),)))[:, column]
-    zero = still_rollout(env, np.zeros_like(push), Task())[:, column]
-    np.testing.assert_allclose(broken, zero, atol=1e-9)      # the motor has no effect at all
+    damaged = Task(at_reset=(JointDamage(joints=(joint,), scale=0.0),))
+    broken = still_rollout(env, push, damaged)[:, column]
+    # The same damage with no command (for the A1's PD targets, the zero action still holds the pose).
+    zero = still_rollout(env, np.zeros_like(push), damaged)[:, column]
+    np.testing.assert_allclose(broken, zero, atol=1e-9)      # the motor's command has no effect at all
     assert np.abs(healthy - zero).max() > 0.1
 
 

@@ -31,6 +31,7 @@ from adaptive_mbrl.baselines.runs import (load_trainer_state, open_run, run_conf
                                           write_progress)
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs import make
+from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.training.checkpoint import save_checkpoint
 from adaptive_mbrl.training.train_model import RunSettings
 
@@ -190,7 +191,7 @@ def train_pearl(preset: PEARLPreset, settings: RunSettings, run_dir: str | Path,
         doc["history"].append(row)
         bar.set_postfix(ret=f"{row['posterior_return']:.1f}", env=doc["env_steps"], grad=doc["grad_steps"])
         save_checkpoint(ckpt, robot=settings.robot, obs_dim=obs_dim, action_dim=act_dim, preset=to_dict(preset),
-                        model_state=agent.state_dict(),
+                        model_state=agent.state_dict(), actuation=load_robot(settings.robot).actuation.mode,
                         meta={"method": "pearl", "iteration": iteration + 1, "env_steps": doc["env_steps"],
                               "grad_steps": doc["grad_steps"], "scenario": settings.scenario, "seed": settings.seed})
         save_trainer_state(run_dir, {"agent": agent.state_dict(), "optim": agent.optimizer_state(),

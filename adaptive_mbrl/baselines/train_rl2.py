@@ -24,6 +24,7 @@ from adaptive_mbrl.baselines.runs import (load_trainer_state, open_run, run_conf
                                           write_progress)
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs import make
+from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.training.checkpoint import save_checkpoint
 from adaptive_mbrl.training.train_model import RunSettings
 
@@ -158,7 +159,7 @@ def train_rl2(preset: RL2Preset, settings: RunSettings, run_dir: str | Path, res
         doc["history"].append(row)
         bar.set_postfix(ret=f"{row['mean_return']:.1f}", steps=doc["env_steps"])
         save_checkpoint(ckpt, robot=settings.robot, obs_dim=obs_dim, action_dim=act_dim, preset=to_dict(preset),
-                        model_state=policy.state_dict(),
+                        model_state=policy.state_dict(), actuation=load_robot(settings.robot).actuation.mode,
                         meta={"method": "rl2", "iteration": iteration + 1, "env_steps": doc["env_steps"],
                               "scenario": settings.scenario, "seed": settings.seed})
         save_trainer_state(run_dir, {"policy": policy.state_dict(), "optim": optim.state_dict(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from adaptive_mbrl.envs.actuation import PdTargets
 from adaptive_mbrl.envs.robot_spec import RobotSpec
 from adaptive_mbrl.envs.simulator import Simulator, slope_gravity
 
@@ -55,6 +56,7 @@ class MujocoSimulator(Simulator):
         if robot.joint_damping:  # motor damping from robot.yaml, on top of the MJCF's
             joint_ids = _ids(self.model, mujoco.mjtObj.mjOBJ_JOINT, robot.actuated_joints, "joint")
             self.model.dof_damping[self.model.jnt_dofadr[joint_ids]] += robot.joint_damping
+        self._pd, self._pd_qpos, self._pd_qvel = self._pd_loop(robot)
         self._nominal = {name: getattr(self.model, name).copy() for name in EDITABLE_ARRAYS}
         self._nominal_gravity = self.model.opt.gravity.copy()
         self._payload_ipos0 = self.model.body_ipos[self._payload].copy()
@@ -68,6 +70,16 @@ class MujocoSimulator(Simulator):
         if missing:
             raise ValueError(f"the MJCF has no actuator on joint {missing[0]!r}")
         return np.array([driven[int(j)] for j in joint_ids], dtype=np.int64)
+
+    def _pd_loop(self, robot: RobotSpec) -> tuple[PdTargets | None, np.ndarray, np.ndarray]:
+        """The PD loop of ``pd_target`` actuation and the qpos / qvel addresses of the actuated joints."""
+        joint_ids = _ids(self.model, mujoco.mjtObj.mjOBJ_JOINT, robot.actuated_joints, "joint")
+        qpos_adr, qvel_adr = self.model.jnt_qposadr[joint_ids], self.model.jnt_dofadr[joint_ids]
+        if robot.actuation.mode != "pd_target":
+            return None, qpos_adr, qvel_adr
+        reference = np.asarray(robot.init_joint_pos or self.model.qpos0[qpos_adr], dtype=float)
+        gear = self.model.actuator_gear[self._actuators, 0].copy()
+        return PdTargets(robot.actuation, reference, gear), qpos_adr, qvel_adr
 
     # --- state -------------------------------------------------------------------------------------
     def reference_qpos(self) -> np.ndarray:
@@ -83,8 +95,15 @@ class MujocoSimulator(Simulator):
         return self.data.qpos, self.data.qvel
 
     def step(self, action: np.ndarray) -> None:
-        self.data.ctrl[self._ctrl_index] = action
-        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        if self._pd is None:
+            self.data.ctrl[self._ctrl_index] = action
+            mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+            return
+        targets = self._pd.targets(np.asarray(action, dtype=float))
+        for _ in range(self.frame_skip):   # PD at the engine rate; damage scales the gear, not the target
+            q, qd = self.data.qpos[self._pd_qpos], self.data.qvel[self._pd_qvel]
+            self.data.ctrl[self._ctrl_index] = self._pd.effort(targets, q, qd)
+            mujoco.mj_step(self.model, self.data)
 
     # --- physics edits -------------------------------------------------------------------------------
     def restore_nominal(self) -> None:

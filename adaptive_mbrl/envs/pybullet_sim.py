@@ -25,6 +25,7 @@ import pybullet as p
 import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
+from adaptive_mbrl.envs.actuation import PdTargets
 from adaptive_mbrl.envs.robot_spec import RobotSpec
 from adaptive_mbrl.envs.simulator import Simulator, slope_gravity
 
@@ -93,6 +94,8 @@ class PybulletSimulator(Simulator):
         self._qpos0 = self._read_qpos()
         if robot.init_joint_pos:
             self._qpos0[self._act_qpos] = robot.init_joint_pos
+        self._pd = (PdTargets(robot.actuation, self._qpos0[self._act_qpos], self._gear0)
+                    if robot.actuation.mode == "pd_target" else None)
         self._saved = c.saveState()
 
     # --- loading -------------------------------------------------------------------------------------
@@ -222,17 +225,23 @@ class PybulletSimulator(Simulator):
 
     def step(self, action: np.ndarray) -> None:
         c, b = self._client, self.body
-        torque_act = self._gear * np.asarray(action, dtype=float)
+        action = np.asarray(action, dtype=float)
+        targets = self._pd.targets(action) if self._pd else None
+        torque_act = self._gear * action
         passive = np.any(self._stiffness) or np.any(self._damping)
         torque = np.zeros(len(self._joints))
         act_cols = self._act_qpos - (7 if self.free else 0)
         for _ in range(self.frame_skip):
-            torque[:] = 0.0
-            torque[act_cols] = torque_act
-            if passive:
+            if passive or self._pd:
                 states = c.getJointStates(b, self._joints)
                 q = np.array([s[0] for s in states])
                 qd = np.array([s[1] for s in states])
+            torque[:] = 0.0
+            if self._pd:   # PD at the engine rate; damage scales the gear, the motor's strength
+                torque[act_cols] = self._gear * self._pd.effort(targets, q[act_cols], qd[act_cols])
+            else:
+                torque[act_cols] = torque_act
+            if passive:
                 torque -= self._stiffness * q + self._damping * qd
             c.setJointMotorControlArray(b, self._joints, p.TORQUE_CONTROL, forces=torque.tolist())
             c.stepSimulation()

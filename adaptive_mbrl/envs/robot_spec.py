@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from adaptive_mbrl.config import ConfigError, bounded, load_yaml
+from adaptive_mbrl.envs.actuation import ActuationSpec
 from adaptive_mbrl.paths import robots_dir
 
 BACKENDS = ("mujoco", "pybullet")
@@ -76,6 +77,9 @@ class RobotSpec:
     joints on every backend, on top of any in the model file. URDFs carry no motor model; an electric
     motor's torque falls roughly linearly with speed, which this term stands for (stall torque / no-load
     speed). Without it a torque-driven URDF leg spins its light links at hundreds of rad/s.
+
+    ``actuation`` (optional): ``torque`` (default) or ``pd_target`` joint-position targets held by a PD loop
+    at the engine rate; see :mod:`adaptive_mbrl.envs.actuation`.
     """
 
     name: str
@@ -95,6 +99,7 @@ class RobotSpec:
     objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
     init_joint_pos: list[float] = field(default_factory=list)
     joint_damping: list[float] = field(default_factory=list)
+    actuation: ActuationSpec = field(default_factory=ActuationSpec)
     folder: str = ""
 
     def __post_init__(self) -> None:
@@ -117,6 +122,7 @@ class RobotSpec:
         if self.actuator_gears and len(self.actuator_gears) != len(self.actuated_joints):
             raise ValueError("actuator_gears: needs one gear per actuated joint "
                              f"({len(self.actuated_joints)}), got {len(self.actuator_gears)}")
+        self.actuation.validate(len(self.actuated_joints))
 
     @property
     def dt(self) -> float:

@@ -37,7 +37,8 @@ from adaptive_mbrl.planning import TrajectoryScorer, make_planner
 from adaptive_mbrl.planning.base import Planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training.buffer import TransitionBuffer
-from adaptive_mbrl.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from adaptive_mbrl.envs.robot_spec import load_robot
+from adaptive_mbrl.training.checkpoint import atomic_write, check_actuation, load_checkpoint, save_checkpoint
 from adaptive_mbrl.training.collect import VectorCollector, random_policy
 from adaptive_mbrl.training.train_model import RunSettings, open_run, write_progress
 
@@ -178,6 +179,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
     else:
         buffer, doc = state["buffer"], state["progress"]
         payload = load_checkpoint(ckpt_path, device)
+        check_actuation(payload, ckpt_path)
         load_model_state(model, payload["model_state"])
         adapter.load_state_dict(payload.get("adapter_state", {}))
         optimizer.load_state_dict(torch.load(run_dir / "optimizer.pt", map_location=device, weights_only=True))
@@ -233,6 +235,7 @@ def _save(run_dir: Path, buffer: TransitionBuffer, model: DynamicsModel, adapter
     atomic_write(run_dir / "optimizer.pt", lambda tmp: torch.save(optimizer.state_dict(), tmp))
     save_checkpoint(run_dir / "model.pt", robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
                     preset=to_dict(preset), model_state=model.state_dict(), adapter_state=adapter.state_dict(),
+                    actuation=load_robot(settings.robot).actuation.mode,
                     meta={"iteration": doc["iteration"], "env_steps": doc["env_steps"],
                           "scenario": settings.scenario, "seed": settings.seed})
     write_progress(run_dir, doc)

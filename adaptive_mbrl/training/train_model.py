@@ -25,7 +25,8 @@ from adaptive_mbrl.models.state import load_model_state
 from adaptive_mbrl.planning import TrajectoryScorer, make_planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training.buffer import TransitionBuffer
-from adaptive_mbrl.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from adaptive_mbrl.envs.robot_spec import load_robot
+from adaptive_mbrl.training.checkpoint import atomic_write, check_actuation, load_checkpoint, save_checkpoint
 from adaptive_mbrl.training.collect import VectorCollector, planner_policy, random_policy
 
 
@@ -111,7 +112,9 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         _save(run_dir, ckpt_path, buffer, model, preset, settings, progress_doc)
     else:
         buffer, progress_doc = state["buffer"], state["progress"]
-        load_model_state(model, load_checkpoint(ckpt_path, device)["model_state"])
+        payload = load_checkpoint(ckpt_path, device)
+        check_actuation(payload, ckpt_path)
+        load_model_state(model, payload["model_state"])
         start -= progress_doc["wall_clock_s"]
     planner = make_planner(preset.planner, act_dim, device=device, seed=settings.seed)
     scorer = TrajectoryScorer(model.predict, collector.reward_fn, collector.termination_fn)
@@ -147,6 +150,7 @@ def _save(run_dir: Path, ckpt_path: Path, buffer: TransitionBuffer, model: Dynam
     buffer.save(run_dir / "buffer.npz")
     save_checkpoint(ckpt_path, robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
                     preset=to_dict(preset), model_state=model.state_dict(),
+                    actuation=load_robot(settings.robot).actuation.mode,
                     meta={"iteration": progress_doc["iteration"], "env_steps": progress_doc["env_steps"],
                           "scenario": settings.scenario, "seed": settings.seed})
     write_progress(run_dir, progress_doc)
