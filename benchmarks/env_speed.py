@@ -5,7 +5,7 @@ gymnasium environment against a bare physics loop with the same frame skip.
 
 MuJoCo baselines on the same compiled model: ``data.ctrl[:] = a; mujoco.mj_step(model, data, nstep=frame_skip)``
 (one call, the fastest bare loop) and ``frame_skip`` Python calls of ``mujoco.mj_step(model, data)`` (the
-plain loop a user writes). PyBullet baseline: the simulator's own torque step (motor commands + frame_skip
+plain loop a user writes). PyBullet baseline: the simulator's own step (torques or PD targets + frame_skip
 ``stepSimulation`` calls), without the gymnasium layer. Overhead = bare steps/s / env steps/s
 (target <= 1.3x on MuJoCo).
 """
