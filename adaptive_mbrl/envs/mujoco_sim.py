@@ -53,10 +53,12 @@ class MujocoSimulator(Simulator):
         self._robot_bodies = np.array([b for b in range(1, self.model.nbody) if b != self._payload])
         self._friction_geoms = _ids(self.model, mujoco.mjtObj.mjOBJ_GEOM,
                                     [robot.ground_geom, *robot.contact_geoms], "geom")
+        joint_ids = _ids(self.model, mujoco.mjtObj.mjOBJ_JOINT, robot.actuated_joints, "joint")
         if robot.joint_damping:  # motor damping from robot.yaml, on top of the MJCF's
-            joint_ids = _ids(self.model, mujoco.mjtObj.mjOBJ_JOINT, robot.actuated_joints, "joint")
             self.model.dof_damping[self.model.jnt_dofadr[joint_ids]] += robot.joint_damping
-        self._pd, self._pd_qpos, self._pd_qvel = self._pd_loop(robot)
+        # qpos / qvel addresses of the actuated joints, read by the PD loop of pd_target actuation
+        self._joint_qpos, self._joint_qvel = self.model.jnt_qposadr[joint_ids], self.model.jnt_dofadr[joint_ids]
+        self._pd = self._pd_loop(robot)
         self._nominal = {name: getattr(self.model, name).copy() for name in EDITABLE_ARRAYS}
         self._nominal_gravity = self.model.opt.gravity.copy()
         self._payload_ipos0 = self.model.body_ipos[self._payload].copy()
@@ -71,15 +73,13 @@ class MujocoSimulator(Simulator):
             raise ValueError(f"the MJCF has no actuator on joint {missing[0]!r}")
         return np.array([driven[int(j)] for j in joint_ids], dtype=np.int64)
 
-    def _pd_loop(self, robot: RobotSpec) -> tuple[PdTargets | None, np.ndarray, np.ndarray]:
-        """The PD loop of ``pd_target`` actuation and the qpos / qvel addresses of the actuated joints."""
-        joint_ids = _ids(self.model, mujoco.mjtObj.mjOBJ_JOINT, robot.actuated_joints, "joint")
-        qpos_adr, qvel_adr = self.model.jnt_qposadr[joint_ids], self.model.jnt_dofadr[joint_ids]
+    def _pd_loop(self, robot: RobotSpec) -> PdTargets | None:
+        """The PD loop of ``pd_target`` actuation (None for torque actuation)."""
         if robot.actuation.mode != "pd_target":
-            return None, qpos_adr, qvel_adr
-        reference = np.asarray(robot.init_joint_pos or self.model.qpos0[qpos_adr], dtype=float)
+            return None
+        reference = np.asarray(robot.init_joint_pos or self.model.qpos0[self._joint_qpos], dtype=float)
         gear = self.model.actuator_gear[self._actuators, 0].copy()
-        return PdTargets(robot.actuation, reference, gear), qpos_adr, qvel_adr
+        return PdTargets(robot.actuation, reference, gear)
 
     # --- state -------------------------------------------------------------------------------------
     def reference_qpos(self) -> np.ndarray:
@@ -101,7 +101,7 @@ class MujocoSimulator(Simulator):
             return
         targets = self._pd.targets(np.asarray(action, dtype=float))
         for _ in range(self.frame_skip):   # PD at the engine rate; damage scales the gear, not the target
-            q, qd = self.data.qpos[self._pd_qpos], self.data.qvel[self._pd_qvel]
+            q, qd = self.data.qpos[self._joint_qpos], self.data.qvel[self._joint_qvel]
             self.data.ctrl[self._ctrl_index] = self._pd.effort(targets, q, qd)
             mujoco.mj_step(self.model, self.data)
 

@@ -227,7 +227,7 @@ class PybulletSimulator(Simulator):
         c, b = self._client, self.body
         action = np.asarray(action, dtype=float)
         targets = self._pd.targets(action) if self._pd else None
-        torque_act = self._gear * action
+        torque_act = None if self._pd else self._gear * action
         passive = np.any(self._stiffness) or np.any(self._damping)
         torque = np.zeros(len(self._joints))
         act_cols = self._act_qpos - (7 if self.free else 0)
