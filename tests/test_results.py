@@ -34,8 +34,9 @@ def test_a_torn_last_line_is_ignored_and_the_next_append_still_reads(tmp_path: P
 
 def test_results_of_another_suite_configuration_are_refused(tmp_path: Path) -> None:
     RunFolder(tmp_path, _suite(1)).append({"key": "a"})
-    with pytest.raises(ValueError, match="different suite"):
+    with pytest.raises(ValueError, match="different suite") as refused:
         RunFolder(tmp_path, _suite(2))
+    assert "--out" in str(refused.value) and f"delete {tmp_path}" in str(refused.value)
 
 
 def test_no_resume_refuses_a_folder_with_results(tmp_path: Path) -> None:

@@ -44,8 +44,9 @@ class RunFolder:
                                       "choose another --out")
             previous = yaml.safe_load(suite_path.read_text()) if suite_path.exists() else None
             if previous != config:
-                raise ValueError(f"{self.path} holds results of a different suite configuration; "
-                                 "choose another --out to run this one")
+                raise ValueError(f"{self.path} holds results of a different suite configuration (the suite "
+                                 "file changed since they were written); choose another --out, or delete "
+                                 f"{self.path} to run this one there")
         atomic_write(suite_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
 
     def finished(self) -> dict[str, dict[str, Any]]:
