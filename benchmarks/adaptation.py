@@ -9,7 +9,8 @@ run the same command again after an interruption; ``--train-only`` / ``--eval-on
 to train methods in parallel processes with ``--methods``). MB and MB+DE share the MB model.
 ``--set SECTION.KEY=VALUE ... --tag NAME`` gives every method the same changed training (e.g. a smaller
 budget: ``training.iterations=3 meta.updates_per_iteration=500``), in run folders suffixed with NAME;
-``--backend pybullet`` trains and evaluates on PyBullet (the A1 quadruped is PyBullet only). Evaluation
+``--run-set planner.KEY=VALUE ...`` runs the same checkpoints with a changed planner (a planner-budget
+study; the changed presets are written to ``runs/presets``); ``--backend pybullet`` trains and evaluates on PyBullet (the A1 quadruped is PyBullet only). Evaluation
 episodes use seeds 10_000 + i, so every method faces the same tasks; they run on ``--workers`` local
 processes (the suite executor: the same numbers for any worker count) and are cached in
 ``runs/adapt_eval_cache_<robot>.jsonl`` by checkpoint, so a rerun only plays new episodes. For scenarios with a mid-episode
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import time
 import warnings
@@ -37,7 +39,7 @@ from adaptive_mbrl.evaluation.statistics import by_seed, ratio_interval
 from adaptive_mbrl.envs import get_scenario
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.config import to_dict
-from adaptive_mbrl.presets import load_preset, with_overrides
+from adaptive_mbrl.presets import load_preset, save_preset, with_overrides
 from adaptive_mbrl.training.meta_train import meta_train
 from adaptive_mbrl.training.train_model import RunSettings, train_model
 
@@ -54,6 +56,17 @@ DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 # --set may change how the models are trained, never how they are run (the evaluation loads the presets'
 # adapters and planners by name)
 TRAINING_SECTIONS = ("training", "meta", "model")
+# --run-set changes how every method's trained model is run (a planner-budget study on the same checkpoints)
+RUN_SECTIONS = ("planner",)
+
+
+def run_preset(name: str, overrides: list[str]) -> str:
+    """The preset an evaluation episode runs with: ``name`` itself, or, with ``overrides``, a copy of it
+    written to ``runs/presets/<name>_<hash of the overrides>.yaml`` (validated like a shipped preset)."""
+    if not overrides:
+        return name
+    digest = hashlib.sha256(" ".join(sorted(overrides)).encode()).hexdigest()[:8]
+    return str(save_preset(with_overrides(load_preset(name), overrides), f"runs/presets/{name}_{digest}.yaml"))
 
 
 def run_dir(robot: str, scenario: str, preset: str, seed: int, tag: str = "") -> Path:
@@ -131,6 +144,9 @@ def main() -> None:
                         f"meta.updates_per_iteration=500 (sections: {', '.join(TRAINING_SECTIONS)})")
     parser.add_argument("--tag", default="", help="run-folder suffix, required with --set so that runs "
                         "trained differently never share a folder")
+    parser.add_argument("--run-set", dest="run_overrides", nargs="+", default=[], metavar="planner.KEY=VALUE",
+                        help="run every method's trained model with a changed planner, e.g. planner.samples=300 "
+                        "planner.iterations=5 (the checkpoints are the same; the episodes are cached apart)")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args()
@@ -141,6 +157,9 @@ def main() -> None:
     bad = [o for o in args.overrides if o.split(".")[0] not in TRAINING_SECTIONS]
     if bad:
         parser.error(f"--set {bad[0]}: only the sections {', '.join(TRAINING_SECTIONS)} may be changed")
+    bad = [o for o in args.run_overrides if o.split(".")[0] not in RUN_SECTIONS]
+    if bad:
+        parser.error(f"--run-set {bad[0]}: only the sections {', '.join(RUN_SECTIONS)} may be changed")
     if args.overrides and not args.tag:
         parser.error("--set needs --tag NAME (the run folders get it as a suffix)")
 
@@ -160,12 +179,15 @@ def main() -> None:
     if args.train_only:
         return
 
-    jobs = [EpisodeJob(args.robot, args.backend, scenario, method, str(checkpoints[method, seed]), METHODS[method][1],
+    presets = {method: run_preset(METHODS[method][1], args.run_overrides) for method in args.methods}
+    jobs = [EpisodeJob(args.robot, args.backend, scenario, method, str(checkpoints[method, seed]), presets[method],
                        seed, i, 10_000 + i, None)
             for scenario in args.test_scenarios for method in args.methods for seed in args.seeds
             for i in range(args.episodes)]
     results = list(evaluate(jobs, args.workers, Path(f"runs/adapt_eval_cache_{args.robot}.jsonl")).values())
-    print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each\n")
+    changed = f", run with {' '.join(args.run_overrides)}" if args.run_overrides else ""
+    print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each"
+          f"{changed}\n")
     print("| scenario | method | mean return | std (episodes) | std (seed means) | x MB | 95 % interval (x MB) "
           "| recovery steps (80 %) | steps survived | episodes to the end | control Hz |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

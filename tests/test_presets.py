@@ -11,7 +11,7 @@ from adaptive_mbrl.config import ConfigError
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.paths import controllers_dir
 from adaptive_mbrl.planning import PLANNERS
-from adaptive_mbrl.presets import ControllerPreset, list_presets, load_preset, with_overrides
+from adaptive_mbrl.presets import ControllerPreset, list_presets, load_preset, save_preset, with_overrides
 
 SHIPPED = sorted(p.stem for p in controllers_dir().glob("*.yaml"))
 
@@ -98,6 +98,16 @@ def test_overrides_change_only_the_named_settings_and_leave_the_preset_alone() -
     assert grbal.training.iterations != 3  # the original is not modified
     for name in SHIPPED:  # no overrides: the same preset
         assert with_overrides(load_preset(name), []) == load_preset(name)
+
+
+def test_a_saved_changed_preset_loads_back_equal_and_runs_where_a_name_does(tmp_path: Path) -> None:
+    bigger = with_overrides(load_preset("rebal"), ["planner.samples=300", "planner.elites=30"])
+    path = save_preset(bigger, tmp_path / "presets" / "rebal_big.yaml")
+    loaded = load_preset(path)
+    assert loaded == bigger and loaded != load_preset("rebal")
+    assert (loaded.planner.samples, loaded.planner.elites) == (300, 30)
+    save_preset(load_preset("rebal"), path)  # overwritten in place, not appended
+    assert load_preset(path) == load_preset("rebal")
 
 
 @pytest.mark.parametrize("item, field, words", [
