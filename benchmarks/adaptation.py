@@ -27,6 +27,7 @@ import argparse
 import functools
 import hashlib
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -105,13 +106,18 @@ def evaluate(jobs: list[EpisodeJob], workers: int, cache_path: Path) -> dict[str
         return entry is not None and entry.get("preset_settings", settings(job)) == settings(job)
 
     todo = [j for j in jobs if not fresh(j)]
-    with open(cache_path, "a") as f:
+    # one os.write per line on an O_APPEND descriptor: evaluations running in parallel processes never
+    # interleave their (20 kB) lines in the shared cache
+    fd = os.open(cache_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
         for result in LocalExecutor(workers).run(todo):
             job = next(j for j in todo if j.key == result["key"] and j.checkpoint == result["checkpoint"])
             result["cache_key"], result["preset_settings"] = cache_key(job), settings(job)
             cache[result["cache_key"]] = result
-            f.write(json.dumps(result) + "\n")
-            f.flush()
+            line = (json.dumps(result) + "\n").encode()
+            assert os.write(fd, line) == len(line)
+    finally:
+        os.close(fd)
     return {cache_key(j): cache[cache_key(j)] for j in jobs}
 
 

@@ -11,6 +11,7 @@ depend on the weights.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -26,6 +27,9 @@ PLANNERS = {
     "RS 500x10 (paper)": PlannerConfig(kind="random_shooting", horizon=10, samples=500, iterations=1, elites=1),
     "{0.kind} {0.iterations}x{0.samples} H{0.horizon} (default `mb`)".format(load_preset("mb").planner):
         load_preset("mb").planner,
+    # the larger run-time budgets of the planner study (benchmarks/adaptation.py --run-set)
+    "icem 5x300 H15": dataclasses.replace(load_preset("mb").planner, samples=300, iterations=5, elites=30),
+    "icem 5x600 H15": dataclasses.replace(load_preset("mb").planner, samples=600, iterations=5, elites=60),
     "CEM 5x200 H15": PlannerConfig(kind="cem", horizon=15, samples=200, iterations=5, elites=20),
     "MPPI 3x200 H15": PlannerConfig(kind="mppi", horizon=15, samples=200, iterations=3, elites=20),
 }
