@@ -10,8 +10,9 @@ to train methods in parallel processes with ``--methods``). MB and MB+DE share t
 ``--set SECTION.KEY=VALUE ... --tag NAME`` gives every method the same changed training (e.g. a smaller
 budget: ``training.iterations=3 meta.updates_per_iteration=500``), in run folders suffixed with NAME;
 ``--run-set planner.KEY=VALUE ...`` runs the same checkpoints with a changed planner (a planner-budget
-study; the changed presets are written to ``runs/presets``); ``--backend pybullet`` trains and evaluates on PyBullet (the A1 quadruped is PyBullet only). Evaluation
-episodes use seeds 10_000 + i, so every method faces the same tasks; they run on ``--workers`` local
+study; the changed presets are written to ``runs/presets``); ``--backend pybullet`` trains and
+evaluates on PyBullet (the A1 quadruped is PyBullet only). Evaluation episodes use seeds 10_000 + i,
+so every method faces the same tasks; they run on ``--workers`` local
 processes (the suite executor: the same numbers for any worker count) and are cached in
 ``runs/adapt_eval_cache_<robot>.jsonl`` by checkpoint, so a rerun only plays new episodes. For scenarios with a mid-episode
 event, the table adds the recovery: steps after the damage until the 5-step moving average of the reward
@@ -115,7 +116,8 @@ def evaluate(jobs: list[EpisodeJob], workers: int, cache_path: Path) -> dict[str
             result["cache_key"], result["preset_settings"] = cache_key(job), settings(job)
             cache[result["cache_key"]] = result
             line = (json.dumps(result) + "\n").encode()
-            assert os.write(fd, line) == len(line)
+            if os.write(fd, line) != len(line):
+                raise OSError(f"short write to {cache_path}: the disk may be full")
     finally:
         os.close(fd)
     return {cache_key(j): cache[cache_key(j)] for j in jobs}

@@ -100,7 +100,7 @@ def test_overrides_change_only_the_named_settings_and_leave_the_preset_alone() -
         assert with_overrides(load_preset(name), []) == load_preset(name)
 
 
-def test_a_saved_changed_preset_loads_back_equal_and_runs_where_a_name_does(tmp_path: Path) -> None:
+def test_a_saved_changed_preset_loads_back_equal_and_overwrites_in_place(tmp_path: Path) -> None:
     bigger = with_overrides(load_preset("rebal"), ["planner.samples=300", "planner.elites=30"])
     path = save_preset(bigger, tmp_path / "presets" / "rebal_big.yaml")
     loaded = load_preset(path)
