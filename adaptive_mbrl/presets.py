@@ -16,7 +16,7 @@ from adaptive_mbrl.config import ConfigError, bounded, from_dict, load_yaml, to_
 from adaptive_mbrl.models.dynamics import ModelConfig
 from adaptive_mbrl.paths import controllers_dir
 from adaptive_mbrl.planning import PlannerConfig
-from adaptive_mbrl.training.checkpoint import atomic_write
+from adaptive_mbrl.training.checkpoint import atomic_write_yaml
 
 
 @dataclass
@@ -135,7 +135,5 @@ def save_preset(preset: ControllerPreset, path: str | Path) -> Path:
     the old file or the new one, never half of one). Use it with :func:`with_overrides` to run a changed
     copy of a shipped preset wherever a preset path is accepted (suites, benchmarks)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(to_dict(preset), sort_keys=False)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_yaml(path, to_dict(preset))
     return path

@@ -16,7 +16,7 @@ import yaml
 
 from adaptive_mbrl.baselines.presets import BaselinePreset, baseline_from_dict
 from adaptive_mbrl.config import to_dict
-from adaptive_mbrl.training.checkpoint import atomic_write
+from adaptive_mbrl.training.checkpoint import atomic_write, atomic_write_yaml
 from adaptive_mbrl.training.train_model import write_progress  # noqa: F401  (re-exported for the baselines)
 
 
@@ -44,7 +44,7 @@ def open_run(run_dir: Path, config: dict[str, Any], resume: bool) -> dict[str, A
             raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
                              f"(only training.iterations may change; see {run_dir / 'config.yaml'})")
         progress = json.loads(progress_file.read_text())
-    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+    atomic_write_yaml(run_dir / "config.yaml", config)
     return progress
 
 

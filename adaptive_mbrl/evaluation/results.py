@@ -16,7 +16,7 @@ import yaml
 
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.evaluation.suite import SuiteConfig
-from adaptive_mbrl.training.checkpoint import atomic_write
+from adaptive_mbrl.training.checkpoint import atomic_write_yaml
 
 EPISODES_FILE = "episodes.jsonl"
 SUITE_FILE = "suite.yaml"
@@ -47,7 +47,7 @@ class RunFolder:
                 raise ValueError(f"{self.path} holds results of a different suite configuration (the suite "
                                  "file changed since they were written); choose another --out, or delete "
                                  f"{self.path} to run this one there")
-        atomic_write(suite_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+        atomic_write_yaml(suite_path, config)
 
     def finished(self) -> dict[str, dict[str, Any]]:
         """Finished episodes by job key (a torn or corrupt line is skipped)."""

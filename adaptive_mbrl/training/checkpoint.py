@@ -35,6 +35,16 @@ def atomic_write(path: str | Path, write: Any) -> None:
             os.remove(tmp)
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_write_yaml(path: str | Path, data: Any) -> None:
+    """Write ``data`` as YAML (keys in their given order) to ``path`` atomically."""
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
 def save_checkpoint(path: str | Path, *, robot: str, obs_dim: int, action_dim: int, preset: dict[str, Any],
                     model_state: dict[str, torch.Tensor], meta: dict[str, Any] | None = None,
                     adapter_state: dict[str, torch.Tensor] | None = None, actuation: str = "torque") -> Path:
@@ -50,8 +60,7 @@ def save_checkpoint(path: str | Path, *, robot: str, obs_dim: int, action_dim: i
         payload["adapter_state"] = {k: v.detach().cpu() for k, v in adapter_state.items()}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
     summary = {k: payload[k] for k in ("format", "robot", "actuation", "obs_dim", "action_dim", "preset", "meta")}
-    atomic_write(Path(path).with_suffix(".yaml"),
-                 lambda tmp: Path(tmp).write_text(yaml.safe_dump(summary, sort_keys=False)))
+    atomic_write_yaml(Path(path).with_suffix(".yaml"), summary)
     return Path(path)
 
 

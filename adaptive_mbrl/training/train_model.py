@@ -26,7 +26,8 @@ from adaptive_mbrl.planning import TrajectoryScorer, make_planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.envs.robot_spec import load_robot
-from adaptive_mbrl.training.checkpoint import atomic_write, check_actuation, load_checkpoint, save_checkpoint
+from adaptive_mbrl.training.checkpoint import (atomic_write_text, atomic_write_yaml, check_actuation, load_checkpoint,
+                                             save_checkpoint)
 from adaptive_mbrl.training.collect import VectorCollector, planner_policy, random_policy
 
 
@@ -43,14 +44,14 @@ class RunSettings:
 
 def write_progress(run_dir: Path, progress: dict) -> None:
     """``progress.json`` and ``metrics.csv`` (one row per entry of ``progress["history"]``), atomically."""
-    atomic_write(run_dir / "progress.json", lambda tmp: Path(tmp).write_text(json.dumps(progress, indent=1)))
+    atomic_write_text(run_dir / "progress.json", json.dumps(progress, indent=1))
     rows = progress["history"]
     if rows:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write(run_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(text.getvalue()))
+        atomic_write_text(run_dir / "metrics.csv", text.getvalue())
 
 
 def _fit(model: DynamicsModel, buffer: TransitionBuffer, epochs: int, generator: torch.Generator,
@@ -73,7 +74,7 @@ def open_run(preset: ControllerPreset, settings: RunSettings, run_dir: Path,
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"preset": to_dict(preset), "run": to_dict(settings)}
     state = _resume_state(run_dir, config) if resume else None
-    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+    atomic_write_yaml(run_dir / "config.yaml", config)
     torch.manual_seed(settings.seed)
     cfg = preset.training
     seeded = state["progress"]["episodes_seeded"] if state else 0
