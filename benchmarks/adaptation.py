@@ -45,13 +45,17 @@ from adaptive_mbrl.presets import load_preset, save_preset, with_overrides
 from adaptive_mbrl.training.meta_train import meta_train
 from adaptive_mbrl.training.train_model import RunSettings, train_model
 
-# method -> (preset trained, preset run)
+# method -> (preset trained, preset run[, checkpoint file in the run folder; default model.pt])
 # Outside the default set: GrBAL-prior (ablation), the GrBAL-trained prior run without adaptation;
 # GrBAL-guarded / ReBAL-gated, the GrBAL / ReBAL checkpoints run with their run-time safeguards
-# (controllers/grbal_guarded.yaml: backtracking; controllers/rebal_gated.yaml: the context gate).
+# (controllers/grbal_guarded.yaml: backtracking; controllers/rebal_gated.yaml: the context gate);
+# ReBAL-avg, ReBAL meta-trained with a moving average of its weights (controllers/rebal_avg.yaml), and
+# ReBAL-avg-last, the same run's last iterate (the ablation of the average on the same data).
 METHODS = {"MB": ("mb", "mb"), "MB+DE": ("mb", "mb_de"), "GrBAL": ("grbal", "grbal"), "ReBAL": ("rebal", "rebal"),
            "GrBAL-prior": ("grbal", "mb"), "GrBAL-guarded": ("grbal", "grbal_guarded"),
-           "ReBAL-gated": ("rebal", "rebal_gated")}
+           "ReBAL-gated": ("rebal", "rebal_gated"), "ReBAL-avg": ("rebal_avg", "rebal"),
+           "ReBAL-avg-last": ("rebal_avg", "rebal", "model_last.pt"),
+           "ReBAL-avg-gated": ("rebal_avg", "rebal_gated")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 
 
@@ -174,16 +178,16 @@ def main() -> None:
     checkpoints: dict[tuple[str, int], Path] = {}
     for seed in args.seeds:
         for method in args.methods:
-            preset = METHODS[method][0]
+            preset, checkpoint = METHODS[method][0], (METHODS[method][2:] or ("model.pt",))[0]
+            folder = run_dir(args.robot, args.train_scenario, preset, seed, args.tag)
+            checkpoints[method, seed] = folder / checkpoint
             if args.eval_only:
-                folder = run_dir(args.robot, args.train_scenario, preset, seed, args.tag)
-                checkpoints[method, seed] = folder / "model.pt"
                 continue
             start = time.perf_counter()
-            checkpoints[method, seed] = train(args.robot, args.train_scenario, preset, seed, args.iterations,
-                                              args.backend, args.overrides, args.tag)
-            print(f"trained {preset} seed {seed}: {checkpoints[method, seed]} ({time.perf_counter() - start:.0f} s "
-                  "in this call)", flush=True)
+            train(args.robot, args.train_scenario, preset, seed, args.iterations, args.backend, args.overrides,
+                  args.tag)
+            print(f"trained {preset} seed {seed}: {folder} ({time.perf_counter() - start:.0f} s in this call)",
+                  flush=True)
     if args.train_only:
         return
 
