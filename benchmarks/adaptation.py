@@ -138,6 +138,23 @@ def _preset_settings(name: str) -> str:
     return json.dumps({"adapter": to_dict(preset.adapter), "planner": to_dict(preset.planner)}, sort_keys=True)
 
 
+def print_training_table(checkpoints: dict[tuple[str, int], Path]) -> None:
+    """Each trained run's data budget and wall-clock, from its ``progress.json`` (a resumed run counts the
+    time of every call that trained it; methods that share a run folder are listed once)."""
+    runs: dict[Path, list[str]] = {}
+    for (method, seed), checkpoint in checkpoints.items():
+        runs.setdefault(checkpoint.parent, []).append(method)
+    print("\n| run | methods | env steps | rounds | training wall-clock (min) |\n|---|---|---|---|---|")
+    for folder, methods in runs.items():
+        progress_file = folder / "progress.json"
+        if not progress_file.exists():
+            print(f"| {folder.name} | {', '.join(methods)} | not trained | - | - |")
+            continue
+        progress = json.loads(progress_file.read_text())
+        print(f"| {folder.name} | {', '.join(methods)} | {progress['env_steps']} | {progress['iteration']} | "
+              f"{progress['wall_clock_s'] / 60:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robot", default="half_cheetah")
@@ -188,6 +205,7 @@ def main() -> None:
                   args.tag)
             print(f"trained {preset} seed {seed}: {folder} ({time.perf_counter() - start:.0f} s in this call)",
                   flush=True)
+    print_training_table(checkpoints)
     if args.train_only:
         return
 
