@@ -49,13 +49,14 @@ from adaptive_mbrl.training.train_model import RunSettings, train_model
 # Outside the default set: GrBAL-prior (ablation), the GrBAL-trained prior run without adaptation;
 # GrBAL-guarded / ReBAL-gated, the GrBAL / ReBAL checkpoints run with their run-time safeguards
 # (controllers/grbal_guarded.yaml: backtracking; controllers/rebal_gated.yaml: the context gate);
-# ReBAL-avg, ReBAL meta-trained with a moving average of its weights (controllers/rebal_avg.yaml), and
-# ReBAL-avg-last, the same run's last iterate (the ablation of the average on the same data).
+# ReBAL-avg / GrBAL-avg, meta-trained with a moving average of their weights (controllers/rebal_avg.yaml,
+# grbal_avg.yaml), and *-avg-last, the same run's last iterate (the ablation of the average on the same data).
 METHODS = {"MB": ("mb", "mb"), "MB+DE": ("mb", "mb_de"), "GrBAL": ("grbal", "grbal"), "ReBAL": ("rebal", "rebal"),
            "GrBAL-prior": ("grbal", "mb"), "GrBAL-guarded": ("grbal", "grbal_guarded"),
            "ReBAL-gated": ("rebal", "rebal_gated"), "ReBAL-avg": ("rebal_avg", "rebal"),
            "ReBAL-avg-last": ("rebal_avg", "rebal", "model_last.pt"),
-           "ReBAL-avg-gated": ("rebal_avg", "rebal_gated")}
+           "ReBAL-avg-gated": ("rebal_avg", "rebal_gated"), "GrBAL-avg": ("grbal_avg", "grbal"),
+           "GrBAL-avg-last": ("grbal_avg", "grbal", "model_last.pt")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 
 
