@@ -252,11 +252,12 @@ def _save(run_dir: Path, buffer: TransitionBuffer, model: DynamicsModel, adapter
     atomic_write(run_dir / "optimizer.pt", lambda tmp: torch.save(optimizer.state_dict(), tmp))
     meta = {"iteration": doc["iteration"], "env_steps": doc["env_steps"], "scenario": settings.scenario,
             "seed": settings.seed}
+    actuation, preset_data = load_robot(settings.robot).actuation.mode, to_dict(preset)
 
     def checkpoint(name: str, model_state: dict, adapter_state: dict, weights: str) -> None:
         save_checkpoint(run_dir / name, robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
-                        preset=to_dict(preset), model_state=model_state, adapter_state=adapter_state,
-                        actuation=load_robot(settings.robot).actuation.mode, meta={**meta, "weights": weights})
+                        preset=preset_data, model_state=model_state, adapter_state=adapter_state,
+                        actuation=actuation, meta={**meta, "weights": weights})
 
     if average is None:
         checkpoint("model.pt", model.state_dict(), adapter.state_dict(), "last")
