@@ -31,6 +31,7 @@ import json
 import os
 import time
 import warnings
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +46,26 @@ from adaptive_mbrl.presets import load_preset, save_preset, with_overrides
 from adaptive_mbrl.training.meta_train import meta_train
 from adaptive_mbrl.training.train_model import RunSettings, train_model
 
-# method -> (preset trained, preset run[, checkpoint file in the run folder; default model.pt])
+
+class Method(NamedTuple):
+    """How a method of the table is trained and run."""
+
+    trained: str                   # preset whose training makes the run folder
+    run: str                       # preset the evaluation episodes play with
+    checkpoint: str = "model.pt"   # file in the run folder
+
+
 # Outside the default set: GrBAL-prior (ablation), the GrBAL-trained prior run without adaptation;
 # GrBAL-guarded / ReBAL-gated, the GrBAL / ReBAL checkpoints run with their run-time safeguards
 # (controllers/grbal_guarded.yaml: backtracking; controllers/rebal_gated.yaml: the context gate);
 # ReBAL-avg / GrBAL-avg, meta-trained with a moving average of their weights (controllers/rebal_avg.yaml,
 # grbal_avg.yaml), and *-avg-last, the same run's last iterate (the ablation of the average on the same data).
-METHODS = {"MB": ("mb", "mb"), "MB+DE": ("mb", "mb_de"), "GrBAL": ("grbal", "grbal"), "ReBAL": ("rebal", "rebal"),
-           "GrBAL-prior": ("grbal", "mb"), "GrBAL-guarded": ("grbal", "grbal_guarded"),
-           "ReBAL-gated": ("rebal", "rebal_gated"), "ReBAL-avg": ("rebal_avg", "rebal"),
-           "ReBAL-avg-last": ("rebal_avg", "rebal", "model_last.pt"),
-           "ReBAL-avg-gated": ("rebal_avg", "rebal_gated"), "GrBAL-avg": ("grbal_avg", "grbal"),
-           "GrBAL-avg-last": ("grbal_avg", "grbal", "model_last.pt")}
+METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Method("grbal", "grbal"),
+           "ReBAL": Method("rebal", "rebal"), "GrBAL-prior": Method("grbal", "mb"),
+           "GrBAL-guarded": Method("grbal", "grbal_guarded"), "ReBAL-gated": Method("rebal", "rebal_gated"),
+           "ReBAL-avg": Method("rebal_avg", "rebal"), "ReBAL-avg-last": Method("rebal_avg", "rebal", "model_last.pt"),
+           "ReBAL-avg-gated": Method("rebal_avg", "rebal_gated"), "GrBAL-avg": Method("grbal_avg", "grbal"),
+           "GrBAL-avg-last": Method("grbal_avg", "grbal", "model_last.pt")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 
 
@@ -196,9 +205,9 @@ def main() -> None:
     checkpoints: dict[tuple[str, int], Path] = {}
     for seed in args.seeds:
         for method in args.methods:
-            preset, checkpoint = METHODS[method][0], (METHODS[method][2:] or ("model.pt",))[0]
+            preset = METHODS[method].trained
             folder = run_dir(args.robot, args.train_scenario, preset, seed, args.tag)
-            checkpoints[method, seed] = folder / checkpoint
+            checkpoints[method, seed] = folder / METHODS[method].checkpoint
             if args.eval_only:
                 continue
             start = time.perf_counter()
@@ -210,7 +219,7 @@ def main() -> None:
     if args.train_only:
         return
 
-    presets = {method: run_preset(METHODS[method][1], args.run_overrides) for method in args.methods}
+    presets = {method: run_preset(METHODS[method].run, args.run_overrides) for method in args.methods}
     jobs = [EpisodeJob(args.robot, args.backend, scenario, method, str(checkpoints[method, seed]), presets[method],
                        seed, i, 10_000 + i, None)
             for scenario in args.test_scenarios for method in args.methods for seed in args.seeds
