@@ -151,12 +151,38 @@ class MujocoSimulator(Simulator):
     def scale_friction(self, scale: float) -> None:
         self.model.geom_friction[self._friction_geoms, 0] *= scale
 
-    def scale_mass(self, scale: float) -> None:
-        self.model.body_mass[self._robot_bodies] *= scale
-        self.model.body_inertia[self._robot_bodies] *= scale
+    def body_names(self) -> list[str]:
+        return [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, int(b)) for b in self._robot_bodies]
 
-    def scale_damping(self, scale: float) -> None:
-        self.model.dof_damping[:] *= scale
+    def scale_mass(self, scale: float, bodies: list[str] | None = None) -> None:
+        ids = self._robot_bodies
+        if bodies is not None:
+            allowed = self.body_names()
+            unknown = [b for b in bodies if b not in allowed]
+            if unknown:
+                raise ValueError(f"robot {self.robot.name!r} has no body {unknown[0]!r} whose mass can be "
+                                 f"scaled; allowed: {', '.join(allowed)}")
+            ids = self._robot_bodies[[allowed.index(b) for b in bodies]]
+        self.model.body_mass[ids] *= scale
+        self.model.body_inertia[ids] *= scale
+
+    def scale_damping(self, scale: float, joints: list[int] | None = None) -> None:
+        if joints is None:
+            self.model.dof_damping[:] *= scale
+        else:
+            self.model.dof_damping[self._joint_qvel[joints]] *= scale
+
+    def editable(self, name: str) -> np.ndarray:
+        """The live ``MjModel`` array ``name`` (e.g. ``dof_frictionloss``), registered so that
+        :meth:`restore_nominal` writes its nominal values back. Call it from a perturbation's ``apply``."""
+        if name not in self._nominal:
+            array = getattr(self.model, name, None)
+            if not isinstance(array, np.ndarray) or name.startswith("_"):
+                raise ValueError(f"MjModel has no array {name!r}; allowed: an MjModel array attribute, "
+                                 "e.g. dof_frictionloss, jnt_range, geom_size")
+            # restore_nominal() ran before this perturbation's apply(), so the array is nominal now
+            self._nominal[name] = array.copy()
+        return getattr(self.model, name)
 
     def set_slope(self, degrees: float) -> None:
         self.model.opt.gravity[:] = slope_gravity(degrees, float(np.linalg.norm(self._nominal_gravity)))

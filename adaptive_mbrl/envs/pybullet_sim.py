@@ -301,18 +301,31 @@ class PybulletSimulator(Simulator):
             friction = self._client.getDynamicsInfo(self.body, link)[1]
             self._client.changeDynamics(self.body, link, lateralFriction=friction * scale)
 
-    def scale_mass(self, scale: float) -> None:
+    def body_names(self) -> list[str]:
+        return [name for name, link in self._link_names.items()
+                if link != self._payload_link and link not in self._rotor_links]
+
+    def scale_mass(self, scale: float, bodies: list[str] | None = None) -> None:
         c, b = self._client, self.body
-        for link in self._links:
-            if link == self._payload_link or link in self._rotor_links:
-                continue
+        links = [link for link in self._links if link != self._payload_link and link not in self._rotor_links]
+        if bodies is not None:
+            allowed = self.body_names()
+            unknown = [name for name in bodies if name not in allowed]
+            if unknown:
+                raise ValueError(f"robot {self.robot.name!r} has no body {unknown[0]!r} whose mass can be "
+                                 f"scaled; allowed: {', '.join(allowed)}")
+            links = [self._link_names[name] for name in dict.fromkeys(bodies)]
+        for link in links:
             info = c.getDynamicsInfo(b, link)
             if info[0] > 0:
                 c.changeDynamics(b, link, mass=info[0] * scale,
                                  localInertiaDiagonal=[v * scale for v in info[2]])
 
-    def scale_damping(self, scale: float) -> None:
-        self._damping *= scale
+    def scale_damping(self, scale: float, joints: list[int] | None = None) -> None:
+        if joints is None:
+            self._damping *= scale
+        else:
+            self._damping[self._act_qpos[joints] - (7 if self.free else 0)] *= scale
 
     def set_slope(self, degrees: float) -> None:
         self._client.setGravity(*slope_gravity(degrees, float(np.linalg.norm(self._gravity0))))

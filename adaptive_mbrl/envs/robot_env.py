@@ -14,8 +14,23 @@ import numpy as np
 from adaptive_mbrl.envs.objectives import Objective, make_objective
 from adaptive_mbrl.envs.perturbations import Perturbation, apply_all
 from adaptive_mbrl.envs.robot_spec import RobotSpec
-from adaptive_mbrl.envs.scenarios import ScenarioSpec, Task
+from adaptive_mbrl.envs.scenarios import ScenarioSpec, Task, check_events
 from adaptive_mbrl.envs.simulator import Simulator
+
+
+class ResetNeeded(gym.error.ResetNeeded, RuntimeError):
+    """``step()`` before ``reset()`` (gymnasium's ResetNeeded, and a RuntimeError)."""
+
+
+def resolve_episode_steps(episode_steps: int | None, robot: RobotSpec) -> int:
+    """``episode_steps`` checked (an integer >= 1), or the robot's default for None."""
+    if episode_steps is None:
+        return robot.episode_steps
+    if isinstance(episode_steps, (bool, float)) or not isinstance(episode_steps, (int, np.integer)) \
+            or episode_steps < 1:
+        raise ValueError(f"episode_steps: {episode_steps!r} is out of range; allowed: an integer >= 1 (control "
+                         f"steps), or None for the robot's default ({robot.episode_steps})")
+    return int(episode_steps)
 
 
 class RobotEnv(gym.Env):
@@ -28,6 +43,9 @@ class RobotEnv(gym.Env):
     ``info`` keys: ``task`` (the episode's :class:`Task`, frozen; ``.describe()`` gives plain data),
     ``task_id``, ``active_perturbations`` (tuple of the frozen perturbations in force now),
     ``perturbation_changed`` (True on the step where an event switched), ``step`` (control steps taken).
+
+    ``episode_steps`` (control steps, an integer >= 1; None: the robot's default) must reach every event of
+    the scenario, and ``step()`` before the first ``reset()`` raises :class:`ResetNeeded`.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -38,7 +56,9 @@ class RobotEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: None, 'rgb_array'")
         self.robot, self.scenario, self.sim = robot, scenario, sim
         self.render_mode = render_mode
-        self.episode_steps = episode_steps or robot.episode_steps
+        self.episode_steps = resolve_episode_steps(episode_steps, robot)
+        scenario.check_episode_steps(self.episode_steps)
+        scenario.check_for_sim(sim)
         self.objective: Objective = make_objective(robot.objective, sim.nq, sim.nv)
         obs_dim = self.objective.obs_dim(sim.nq, sim.nv)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64)
@@ -54,6 +74,7 @@ class RobotEnv(gym.Env):
         self._obs = np.zeros(obs_dim)
         self._steps = 0
         self._info_task: dict[str, Any] = {}
+        self._needs_reset = True
 
     # --- the planner's view of the objective ---------------------------------------------------------------
     def reward_fn(self, obs: Any, action: Any, next_obs: Any) -> Any:
@@ -82,6 +103,8 @@ class RobotEnv(gym.Env):
         task = options.get("task")
         if task is not None and not isinstance(task, Task):
             raise TypeError(f"reset(options={{'task': ...}}) needs an adaptive_mbrl Task, got {type(task).__name__}")
+        if task is not None:
+            check_events(task.events, self.episode_steps, "reset(options={'task': ...})")
         self._task = task if task is not None else self.scenario.sample(self._task_rng)
         self._events = {e.at_step: e for e in self._task.events}
         self._set_active(list(self._task.at_reset))
@@ -92,9 +115,13 @@ class RobotEnv(gym.Env):
         self.sim.set_state(qpos, qvel)
         self._steps = 0
         self._obs = self.objective.observe(*self.sim.state())
+        self._needs_reset = False
         return self._obs.copy(), self._info(False)
 
     def step(self, action: np.ndarray):
+        if self._needs_reset:
+            raise ResetNeeded(f"{type(self).__name__}.step() was called before reset(): call env.reset() first "
+                              "(the episode's task and initial state are set there)")
         changed = self._steps in self._events
         if changed:
             event = self._events[self._steps]

@@ -62,12 +62,26 @@ class Simulator(abc.ABC):
         """Multiply the sliding friction of the ground and the robot's contact geoms by ``scale``."""
 
     @abc.abstractmethod
-    def scale_mass(self, scale: float) -> None:
-        """Multiply the mass and inertia of every robot body (not the payload) by ``scale``."""
+    def scale_mass(self, scale: float, bodies: list[str] | None = None) -> None:
+        """Multiply the mass and inertia of robot bodies ``bodies`` (names from :meth:`body_names`; None:
+        every robot body, never the payload) by ``scale``. Unknown names raise ValueError listing the allowed."""
 
     @abc.abstractmethod
-    def scale_damping(self, scale: float) -> None:
-        """Multiply the viscous damping of every joint by ``scale``."""
+    def scale_damping(self, scale: float, joints: list[int] | None = None) -> None:
+        """Multiply the viscous damping of actuated joints ``joints`` (action indices; None: every joint)
+        by ``scale``."""
+
+    @abc.abstractmethod
+    def body_names(self) -> list[str]:
+        """Names of the robot bodies whose mass can be scaled (the payload excluded)."""
+
+    def editable(self, name: str) -> np.ndarray:
+        """A live engine array that a perturbation may edit and that :meth:`restore_nominal` restores.
+
+        Only engines with model arrays have them (MuJoCo: any ``MjModel`` array, e.g. ``dof_frictionloss``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no editable model arrays; edit the physics "
+                                  "through the Simulator methods (scale_actuators, scale_damping, ...)")
 
     @abc.abstractmethod
     def set_slope(self, degrees: float) -> None:
