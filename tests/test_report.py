@@ -4,8 +4,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from adaptive_mbrl.evaluation import recovery_steps, summarize, write_report
+from adaptive_mbrl.evaluation.report import (WINDOW_AFTER, WINDOW_BEFORE, damage_curves, damage_plot_name,
+                                             moving_average, plot_damage)
 
 
 def _result(label: str, total: float, scenario: str = "s", seed: int = 0, episode: int = 0,
@@ -65,3 +68,79 @@ def test_report_writes_tables_and_plots_in_the_suite_order(tmp_path: Path) -> No
     for png in ("returns.png", "damage_r_break.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "damage_r_calm.png").exists()  # no mid-episode change there
+
+
+# --- the damage plot ------------------------------------------------------------------------------------------
+def _reference_trailing_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """The mean of x[max(0, t - window + 1) .. t] by a plain loop."""
+    return np.array([x[max(0, t - window + 1): t + 1].mean() for t in range(len(x))])
+
+
+def test_moving_average_is_the_trailing_mean_and_skips_nan() -> None:
+    x = np.random.default_rng(0).normal(size=300)
+    for window in (1, 5, 20):
+        assert np.allclose(moving_average(x, window), _reference_trailing_mean(x, window))
+    # 2-D: row by row; NaN (past an episode's end) stays NaN and is not averaged into later steps
+    y = np.array([[1.0, 2.0, 3.0, 4.0], [2.0, np.nan, 6.0, 8.0]])
+    out = moving_average(y, 2)
+    assert np.allclose(out[0], [1.0, 1.5, 2.5, 3.5])
+    assert out[1, 0] == 2.0 and np.isnan(out[1, 1]) and out[1, 2] == 6.0 and out[1, 3] == 7.0
+    with pytest.raises(ValueError, match="window"):
+        moving_average(x, 0)
+
+
+def test_damage_curve_is_the_moving_average_of_the_mean_over_episodes_with_a_95_band() -> None:
+    rng = np.random.default_rng(1)
+    episodes = [np.concatenate([np.ones(200), np.zeros(200)]) + 0.3 * rng.normal(size=400) for _ in range(4)]
+    results = [_result("MB", float(e.sum()), scenario="break", episode=i, rewards=list(e), change=[200])
+               for i, e in enumerate(episodes)]
+    mean, low, high, n = damage_curves(results, window=20)["MB"]
+    reference = _reference_trailing_mean(np.mean(episodes, axis=0), 20)[200 - WINDOW_BEFORE: 200 + WINDOW_AFTER]
+    assert n == 4 and mean.shape == (WINDOW_BEFORE + WINDOW_AFTER,)
+    assert np.allclose(mean, reference)
+    smoothed = np.array([_reference_trailing_mean(e, 20)[150:350] for e in episodes])
+    half_width = 1.959964 * smoothed.std(0, ddof=1) / 2.0  # 95 % interval of the mean of 4 episodes
+    assert np.allclose(high - mean, half_width) and np.allclose(mean - low, half_width)
+    # trailing: the steps before the change are not pulled down by what follows it
+    assert mean[WINDOW_BEFORE - 1] > 0.8 and mean[-1] < 0.2
+    one = damage_curves(results[:1])["MB"]
+    assert np.isnan(one[1]).all() and one[3] == 1  # one episode: no band
+
+
+def test_damage_plot_file_name_is_safe_for_a_scenario_file_path(tmp_path: Path) -> None:
+    scenario = str(tmp_path / "my dir" / "mine.yaml") + ":rusty"
+    curve = [1.0] * 100 + [0.0] * 5 + [1.0] * 195
+    results = [_result(label, 290.0, scenario=scenario, rewards=curve, change=[100]) for label in ("MB", "X")]
+    (tmp_path / "out").mkdir()
+    write_report(tmp_path / "out", results, "demo", "MB")
+    pngs = sorted(p.name for p in (tmp_path / "out").glob("damage_*.png"))
+    assert len(pngs) == 1 and pngs[0].startswith("damage_r_mine-rusty-") and "/" not in pngs[0]
+    assert (tmp_path / "out" / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert damage_plot_name("r", "pybullet", "break") == "damage_r_pybullet_break.png"
+    other = damage_plot_name("r", "mujoco", str(tmp_path / "other" / "mine.yaml") + ":rusty")
+    assert other != pngs[0]  # same file name and scenario in another folder: another plot
+
+
+def test_plot_damage_draws_the_smoothed_mean_a_band_and_the_change(tmp_path: Path, monkeypatch) -> None:
+    import matplotlib.axes
+    drawn: dict[str, list] = {"plot": [], "band": [], "vline": []}
+    real_plot, real_fill, real_vline = (matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between,
+                                        matplotlib.axes.Axes.axvline)
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda self, *a, **k: drawn["plot"].append((a, k)) or real_plot(self, *a, **k))
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between",
+                        lambda self, *a, **k: drawn["band"].append(a) or real_fill(self, *a, **k))
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline",
+                        lambda self, *a, **k: drawn["vline"].append((a, k)) or real_vline(self, *a, **k))
+    rewards = [list(np.r_[np.ones(100), np.zeros(100)] + 0.1 * i) for i in range(3)]
+    results = [_result("MB", 0.0, scenario="b", episode=i, rewards=r, change=[100]) for i, r in enumerate(rewards)]
+    assert plot_damage(results, tmp_path / "d.png", "t", window=10)
+    assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (x, y), kwargs = drawn["plot"][0]
+    reference = _reference_trailing_mean(np.mean(rewards, axis=0), 10)
+    expected = np.full(WINDOW_BEFORE + WINDOW_AFTER, np.nan)
+    expected[:WINDOW_BEFORE + 100] = reference[100 - WINDOW_BEFORE:]
+    assert np.array_equal(x, np.arange(-WINDOW_BEFORE, WINDOW_AFTER))
+    assert np.allclose(y, expected, equal_nan=True) and "MB (n=3 episodes)" == kwargs["label"]
+    assert len(drawn["band"]) == 1 and drawn["vline"][0][0] == (0,)
+    assert not plot_damage([_result("MB", 1.0)], tmp_path / "none.png", "t")

@@ -10,7 +10,10 @@ Writes into the run folder:
   environment seeds (see :mod:`adaptive_mbrl.evaluation.statistics`), and for
   scenarios with a mid-episode change the recovery time (see :func:`recovery_steps`).
 - ``returns.png``: mean return per method per scenario (error bars: one standard deviation).
-- ``damage_<robot>_<scenario>.png``: mean reward per step around the mid-episode change, per method.
+- ``damage_<robot>_<scenario>.png``: reward per step around the mid-episode change, per method: the
+  ``SMOOTH_STEPS``-step trailing moving average of the mean over episodes, with the 95 % interval of that
+  mean over episodes as a band (``<scenario>`` is a file-name-safe form of the scenario, see
+  :func:`~adaptive_mbrl.envs.scenarios.scenario_slug`; backends other than MuJoCo add ``_<backend>``).
 """
 from __future__ import annotations
 
@@ -31,6 +34,10 @@ SUMMARY_COLUMNS = ("robot", "backend", "scenario", "label", "episodes", "mean", 
                    "ratio_low", "ratio_high", "recovery_steps", "control_hz")
 WINDOW_BEFORE, WINDOW_AFTER = 50, 150
 """Steps shown before / after a mid-episode change in the damage plots."""
+SMOOTH_STEPS = 20
+"""Window (control steps) of the trailing moving average in the damage plots."""
+Z_95 = 1.959964
+"""Normal quantile of a two-sided 95 % interval."""
 
 
 def recovery_steps(rewards: Iterable[float], change_step: int, window: int = 5, level: float = 0.8) -> float:
@@ -156,43 +163,108 @@ def plot_returns(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_damage(results: list[dict[str, Any]], path: Path, title: str) -> bool:
-    """Mean reward per step around the first mid-episode change (x = steps since the change), one line
-    per method; False (nothing written) when no episode has a change."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average along the last axis, ignoring NaN: ``out[..., t]`` is the mean of the finite
+    values among ``values[..., t - window + 1 .. t]`` (fewer at the start). NaN where ``values`` is NaN
+    (past an episode's end) or the window holds no finite value. Trailing, so nothing after a change
+    leaks into the steps before it.
 
-    curves: dict[str, list[np.ndarray]] = defaultdict(list)
+    Args:
+        values: ``[..., T]`` floats. window: steps averaged (>= 1).
+    Returns:
+        ``[..., T]`` floats.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    padding = [(0, 0)] * (values.ndim - 1) + [(1, 0)]
+    sums = np.cumsum(np.pad(np.where(finite, values, 0.0), padding), axis=-1)
+    counts = np.cumsum(np.pad(finite.astype(float), padding), axis=-1)
+    t = values.shape[-1]
+    lo = np.maximum(np.arange(1, t + 1) - window, 0)
+    total = sums[..., 1:] - sums[..., lo]
+    n = counts[..., 1:] - counts[..., lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = total / n
+    out[~finite] = np.nan
+    return out
+
+
+def damage_curves(results: list[dict[str, Any]], window: int = SMOOTH_STEPS
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Per method, the curves the damage plot draws on ``x = -WINDOW_BEFORE .. WINDOW_AFTER - 1`` steps
+    since the first mid-episode change: ``(mean, low, high, episodes)``, each curve ``[WINDOW_BEFORE +
+    WINDOW_AFTER]``. ``mean``: the ``window``-step moving average of each episode's reward, averaged over
+    episodes; ``low`` / ``high``: its 95 % interval over episodes (mean -/+ 1.96 standard errors; NaN with
+    one episode). Episodes without a change are left out."""
+    per_label: dict[str, list[np.ndarray]] = defaultdict(list)
     for r in results:
         if r.get("change_steps"):
             c = r["change_steps"][0]
             rewards = np.asarray(r["rewards"], dtype=float)
+            smooth = moving_average(rewards, window)  # over the whole episode: the first plotted steps see history
             lo, hi = max(0, c - WINDOW_BEFORE), min(len(rewards), c + WINDOW_AFTER)
             curve = np.full(WINDOW_BEFORE + WINDOW_AFTER, np.nan)
-            curve[lo - c + WINDOW_BEFORE: hi - c + WINDOW_BEFORE] = rewards[lo:hi]
-            curves[r["label"]].append(curve)
+            curve[lo - c + WINDOW_BEFORE: hi - c + WINDOW_BEFORE] = smooth[lo:hi]
+            per_label[r["label"]].append(curve)
+    out = {}
+    for label, curves in per_label.items():
+        stacked = np.stack(curves)
+        seen = np.isfinite(stacked).sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.nansum(stacked, axis=0) / seen
+            deviation = np.where(np.isfinite(stacked), stacked - mean, 0.0)
+            sem = np.sqrt((deviation ** 2).sum(0) / (seen - 1)) / np.sqrt(seen)
+        mean[seen == 0] = np.nan
+        sem[seen < 2] = np.nan
+        out[label] = (mean, mean - Z_95 * sem, mean + Z_95 * sem, len(curves))
+    return out
+
+
+def _step_seconds(robot: str) -> float | None:
+    try:
+        from adaptive_mbrl.envs.robot_spec import load_robot
+        return load_robot(robot).dt
+    except ValueError:
+        return None
+
+
+def plot_damage(results: list[dict[str, Any]], path: Path, title: str, window: int = SMOOTH_STEPS) -> bool:
+    """Reward per step around the first mid-episode change (x = control steps since the change), per
+    method the curves of :func:`damage_curves` (a line and a 95 % band), the change as a vertical line;
+    False (nothing written) when no episode has a change."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = damage_curves(results, window)
     if not curves:
         return False
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
     x = np.arange(-WINDOW_BEFORE, WINDOW_AFTER)
-    for label, cs in curves.items():
-        stacked = np.stack(cs)
-        seen = np.isfinite(stacked).sum(0)
-        mean = np.where(seen > 0, np.nansum(stacked, axis=0) / np.maximum(seen, 1), np.nan)
-        weight = np.convolve(np.isfinite(mean).astype(float), np.ones(5), mode="same")
-        smooth = np.convolve(np.nan_to_num(mean), np.ones(5), mode="same") / np.where(weight > 0, weight, np.nan)
-        smooth[~np.isfinite(mean)] = np.nan  # no line past an episode's end
-        ax.plot(x, smooth, label=f"{label} (n={len(cs)})")
-    ax.axvline(0, color="red", linestyle="--", linewidth=1, label="dynamics change")
-    ax.set_xlabel("control steps since the change")
-    ax.set_ylabel("reward per step (5-step mean)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    for label, (mean, low, high, n) in curves.items():
+        line, = ax.plot(x, mean, linewidth=1.8, label=f"{label} (n={n} episodes)")
+        if np.isfinite(low).any():
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.axvline(0, color="black", linestyle="--", linewidth=1.2, label="dynamics change")
+    dt = _step_seconds(results[0]["robot"]) if results else None
+    ax.set_xlabel("control steps since the change" + (f" (1 step = {dt:g} s)" if dt else ""))
+    ax.set_ylabel(f"reward per step ({window}-step moving average)")
+    ax.set_title(f"{title}\nmean over episodes, band: 95 % interval of the mean", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def damage_plot_name(robot: str, backend: str, scenario: str) -> str:
+    """``damage_<robot>[_<backend>]_<scenario slug>.png``: safe for any scenario reference (file paths too)."""
+    from adaptive_mbrl.envs.scenarios import scenario_slug
+    middle = robot if backend == "mujoco" else f"{robot}_{backend}"
+    return f"damage_{middle}_{scenario_slug(scenario)}.png"
 
 
 def write_report(folder: str | Path, results: list[dict[str, Any]], suite_name: str, baseline: str,
@@ -217,5 +289,5 @@ def write_report(folder: str | Path, results: list[dict[str, Any]], suite_name: 
         plot_returns(rows, folder / "returns.png")
     for (robot, backend, scenario) in dict.fromkeys((r["robot"], r["backend"], r["scenario"]) for r in results):
         mine = [r for r in results if (r["robot"], r["backend"], r["scenario"]) == (robot, backend, scenario)]
-        plot_damage(mine, folder / f"damage_{robot}_{scenario}.png", f"{robot} ({backend}): {scenario}")
+        plot_damage(mine, folder / damage_plot_name(robot, backend, scenario), f"{robot} ({backend}): {scenario}")
     return rows

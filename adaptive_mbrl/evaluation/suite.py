@@ -17,7 +17,9 @@ A suite file ``sim_configs/suites/<name>.yaml``::
           - {label: MB+DE, checkpoint: "shipped:half_cheetah/mb", preset: mb_de}
           - {label: PEARL, checkpoint: "shipped:half_cheetah/pearl", optional: true}
 
-``checkpoint`` is ``shipped:<robot>/<name>`` (``controllers/checkpoints/<robot>/<name>.pt``, trained with
+A scenario is a shipped name or ``path/to/file.yaml:name`` of a scenario file of your own (see
+:mod:`adaptive_mbrl.envs.scenarios`; a relative path is relative to the current directory). ``checkpoint``
+is ``shipped:<robot>/<name>`` (``controllers/checkpoints/<robot>/<name>.pt``, trained with
 ``adaptive-mbrl train``, see ``controllers/checkpoints/README.md``) or a file path, in which ``{seed}``
 is replaced by each seed. ``preset`` (optional) runs the trained network with another preset's adapter
 and planner (e.g. an MB model as MB+DE). An ``optional`` controller whose checkpoint is missing is skipped
@@ -148,7 +150,7 @@ def load_suite(suite: str | Path) -> SuiteConfig:
 def validate_suite(config: SuiteConfig, source: str) -> None:
     """Check names against what exists; raises ConfigError naming the field and the allowed values."""
     import adaptive_mbrl as am
-    from adaptive_mbrl.envs.scenarios import list_scenarios
+    from adaptive_mbrl.envs.scenarios import resolve_scenario
     from adaptive_mbrl.presets import list_presets
 
     robots, presets = am.list_robots(), list_presets()
@@ -156,11 +158,12 @@ def validate_suite(config: SuiteConfig, source: str) -> None:
         where = f"robots[{i}]"
         if block.robot not in robots:
             raise ConfigError(source, f"{where}.robot", f"unknown robot {block.robot!r}; allowed: {', '.join(robots)}")
-        scenarios = list_scenarios(block.robot)
+        steps = config.episode_steps or am.load_robot(block.robot).episode_steps
         for j, name in enumerate(block.scenarios):
-            if name not in scenarios:
-                raise ConfigError(source, f"{where}.scenarios[{j}]",
-                                  f"unknown scenario {name!r} of {block.robot}; allowed: {', '.join(scenarios)}")
+            try:  # shipped names and path/to/file.yaml:name alike, and every event inside the episodes
+                resolve_scenario(block.robot, name).check_episode_steps(steps)
+            except ValueError as err:
+                raise ConfigError(source, f"{where}.scenarios[{j}]", str(err)) from None
         for j, entry in enumerate(block.controllers):
             if entry.preset is not None and entry.preset not in presets and not entry.preset.endswith((".yaml", ".yml")):
                 raise ConfigError(source, f"{where}.controllers[{j}].preset",
