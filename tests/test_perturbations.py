@@ -464,3 +464,89 @@ def test_perturbation_from_dict_errors() -> None:
     with pytest.raises(ConfigError, match=r"p.offset_m.*a list of 3 items"):
         perturbation_from_dict({"type": "payload", "offset_m": [0, 0]}, "s.yaml", "p")
     assert perturbation_from_dict({"type": "joint_damage", "legs": ["front"]}) == JointDamage(legs=("front",))
+
+
+# --- per-joint damping, per-body mass, reversed motors: both backends -----------------------------------------
+BACKENDS = ["mujoco", pytest.param("pybullet", marks=pytest.mark.pybullet)]
+FSHIN, BTHIGH, FFOOT, BFOOT = 3 + 4, 3 + 0, 3 + 5, 3 + 2  # qvel indices of the cheetah's joints (after the root)
+
+
+def airborne_speeds(backend: str, perturbations: Sequence[object], qvel0: dict[int, float],
+                    action: np.ndarray | None = None, steps: int = 3) -> np.ndarray:
+    """The half_cheetah 1 m up in the air (no contact), joints at rest except ``qvel0`` (index -> rad/s),
+    under ``perturbations``: qvel [nv] after ``steps`` control steps of ``action`` (default zero)."""
+    env = am.make("half_cheetah", backend=backend)
+    env.reset(seed=0, options={"task": Task(at_reset=tuple(perturbations))})
+    sim = env.sim
+    qpos, qvel = sim.reference_qpos(), np.zeros(sim.nv)
+    qpos[1] += 1.0
+    for index, speed in qvel0.items():
+        qvel[index] = speed
+    sim.set_state(qpos, qvel)
+    for _ in range(steps):
+        env.step(np.zeros(6) if action is None else action)
+    out = sim.state()[1].copy()
+    env.close()
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("joint", ["fshin", 4])
+def test_damping_on_one_joint_slows_that_joint_only(backend: str, joint: int | str) -> None:
+    spin = {FSHIN: 5.0, BTHIGH: 5.0}
+    nominal = airborne_speeds(backend, [], spin)
+    rusted = airborne_speeds(backend, [DampingScale(joints=(joint,), scale=20.0)], spin)
+    assert abs(rusted[FSHIN]) < 0.5 * abs(nominal[FSHIN])  # the rusted shin decelerates much faster
+    assert rusted[BTHIGH] == pytest.approx(nominal[BTHIGH], abs=0.15 * abs(nominal[BTHIGH]))
+    everywhere = airborne_speeds(backend, [DampingScale(scale=20.0)], spin)
+    assert abs(everywhere[BTHIGH]) < 0.5 * abs(nominal[BTHIGH])  # default: every joint, as before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mass_of_some_bodies_only(backend: str) -> None:
+    env = am.make("half_cheetah", backend=backend)
+    env.reset(seed=0, options={"task": Task()})
+    nominal = env.sim.total_mass()
+    env.reset(seed=0, options={"task": Task(at_reset=(MassScale(bodies=("ffoot",), scale=5.0),))})
+    heavy_foot = env.sim.total_mass() - nominal
+    env.reset(seed=0, options={"task": Task(at_reset=(MassScale(scale=5.0),))})
+    assert 0 < heavy_foot < 0.2 * (env.sim.total_mass() - nominal)  # the foot is a small part of the robot
+    push = np.zeros(6)
+    push[5] = push[2] = 1.0  # both feet driven
+    light = airborne_speeds(backend, [], {}, push, steps=1)
+    heavy = airborne_speeds(backend, [MassScale(bodies=("ffoot",), scale=20.0)], {}, push, steps=1)
+    # the same torque swings a 20x heavier front foot slower (the rotor's armature carries part of the
+    # inertia, so not 20x slower), and the back foot as before
+    assert heavy[FFOOT] < 0.9 * light[FFOOT]
+    assert heavy[BFOOT] == pytest.approx(light[BFOOT], rel=0.01)
+    env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unknown_body_is_refused_at_make_naming_the_allowed(backend: str) -> None:
+    spec = ScenarioSpec(at_reset=[{"type": "mass", "bodies": {"choice": [["torso"], ["tail"]]}, "scale": 2.0}])
+    with pytest.raises(ValueError, match=r"no body 'tail'.*allowed: torso, bthigh, bshin, bfoot, fthigh"):
+        am.make("half_cheetah", scenario=spec, backend=backend)
+
+
+def test_unknown_damping_joint_names_the_allowed_joints() -> None:
+    with pytest.raises(ValueError, match="no joint 'knee'; allowed: indices 0..5 or names bthigh"):
+        check_for_robot(DampingScale(joints=("knee",), scale=2.0), am.load_robot("half_cheetah"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reversed_motor_turns_the_joint_the_other_way(backend: str) -> None:
+    push = np.zeros(6)
+    push[0] = 0.3  # bthigh, positive torque (one step: the joint stays clear of its limits)
+    forward = airborne_speeds(backend, [], {}, push, steps=1)
+    reversed_ = airborne_speeds(backend, [JointDamage(joints=("bthigh",), scale=-1.0)], {}, push, steps=1)
+    assert forward[BTHIGH] > 1.0 and reversed_[BTHIGH] < -1.0
+    assert reversed_[BTHIGH] == pytest.approx(-forward[BTHIGH], rel=0.05)  # mirror image (gravity aside)
+
+
+@pytest.mark.parametrize("scale", [-1.5, 1.01, float("nan")])
+def test_gear_scale_outside_minus_one_one_is_refused_saying_why(scale: float) -> None:
+    with pytest.raises(ValueError, match=r"joint_damage.scale: .* allowed: \[-1, 1\].*stronger motor"):
+        JointDamage(joints=(0,), scale=scale)
+    with pytest.raises(ConfigError, match=r"allowed: \[-1, 1\]"):
+        perturbation_from_dict({"type": "joint_damage", "joints": [0], "scale": scale}, "f.yaml", "p")

@@ -229,6 +229,7 @@ class PybulletSimulator(Simulator):
         targets = self._pd.targets(action) if self._pd else None
         torque_act = None if self._pd else self._gear * action
         passive = np.any(self._stiffness) or np.any(self._damping)
+        damping = self._stable_damping() if np.any(self._damping > self._damping0) else self._damping
         torque = np.zeros(len(self._joints))
         act_cols = self._act_qpos - (7 if self.free else 0)
         for _ in range(self.frame_skip):
@@ -242,9 +243,22 @@ class PybulletSimulator(Simulator):
             else:
                 torque[act_cols] = torque_act
             if passive:
-                torque -= self._stiffness * q + self._damping * qd
+                torque -= self._stiffness * q + damping * qd
             c.setJointMotorControlArray(b, self._joints, p.TORQUE_CONTROL, forces=torque.tolist())
             c.stepSimulation()
+
+    def _stable_damping(self) -> np.ndarray:
+        """Joint damping [joints] capped at ``M_jj / timestep`` (M: the mass matrix now), the most an explicit
+        damping torque can take before it reverses the joint within one engine step and blows up. Only used
+        when a perturbation raised the damping above nominal (e.g. a rusted joint, damping x 20): the cap
+        then stops the joint within a step, as the strong damping would."""
+        c, b = self._client, self.body
+        movable = [j for j in self._links[1:] if c.getJointInfo(b, j)[2] in MOVABLE]
+        positions = [s[0] for s in c.getJointStates(b, movable)]
+        diag = np.diag(np.asarray(c.calculateMassMatrix(b, positions)))
+        offset = 6 if self.free else 0
+        inertia = np.array([diag[offset + movable.index(j)] for j in self._joints])
+        return np.minimum(self._damping, inertia / self.robot.timestep)
 
     # --- physics edits -------------------------------------------------------------------------------
     def restore_nominal(self) -> None:
@@ -302,12 +316,19 @@ class PybulletSimulator(Simulator):
             self._client.changeDynamics(self.body, link, lateralFriction=friction * scale)
 
     def body_names(self) -> list[str]:
-        return [name for name, link in self._link_names.items()
-                if link != self._payload_link and link not in self._rotor_links]
+        return [name for name, link in self._link_names.items() if link in self._mass_links()]
+
+    def _mass_links(self) -> list[int]:
+        """Links whose mass scale_mass() scales: not the rotors, not massless helper links, and not a payload
+        body of its own (payloads are separate bodies here; a robot that carries them on its torso, like the
+        A1's trunk, keeps the torso)."""
+        own_payload = self.robot.payload_body != self.robot.torso
+        return [link for link in self._links if link not in self._rotor_links and self._nominal[link][0] > 0
+                and not (own_payload and link == self._payload_link)]
 
     def scale_mass(self, scale: float, bodies: list[str] | None = None) -> None:
         c, b = self._client, self.body
-        links = [link for link in self._links if link != self._payload_link and link not in self._rotor_links]
+        links = self._mass_links()
         if bodies is not None:
             allowed = self.body_names()
             unknown = [name for name in bodies if name not in allowed]
