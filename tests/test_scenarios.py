@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
 
 import adaptive_mbrl as am
-from adaptive_mbrl.config import ConfigError
+from adaptive_mbrl.config import ConfigError, bounded
 from adaptive_mbrl.envs.mujoco_sim import MujocoSimulator
-from adaptive_mbrl.envs.perturbations import PERTURBATION_TYPES, JointDamage, apply_all
+from adaptive_mbrl.envs.perturbations import (PERTURBATION_TYPES, JointDamage, Perturbation, apply_all,
+                                              register_perturbation)
 from adaptive_mbrl.envs.robot_spec import RobotSpec
-from adaptive_mbrl.envs.scenarios import (PerturbationTemplate, ScenarioSpec, Task, load_scenarios,
-                                          parse_scenario_file, scenario_file)
+from adaptive_mbrl.envs.scenarios import (Event, PerturbationTemplate, ScenarioFileError, ScenarioSpec, Task,
+                                          get_scenario, load_scenarios, parse_scenario_file, resolve_scenario,
+                                          scenario_file, scenario_slug)
 
 ALL_SCENARIOS = [(robot, name) for robot in am.list_robots() for name in am.list_scenarios(robot)]
 
@@ -322,3 +326,161 @@ def test_template_support_and_validation_direct() -> None:
                                                                                 "legs": [4]}]}}},
                             spec, "f.yaml")
     assert "f.yaml: scenarios.s.at_reset[0]" in str(info.value) and "leg_1" in str(info.value)
+
+
+# --- one resolver, every invalid scenario listed, events inside the episode -----------------------------------
+def test_every_invalid_scenario_of_a_file_is_reported_whichever_is_asked_for(tmp_path: Path) -> None:
+    file = _write(tmp_path, """\
+        bad_one: {at_reset: [{type: mass, scale: -2}]}
+        good: {at_reset: [{type: mass, scale: 2}]}
+        bad_two: {events: [{at_step: 3, perturbations: [{type: gravity}]}]}
+        """)
+    for asked in ("good", "bad_one", "bad_two"):
+        with pytest.raises(ScenarioFileError) as info:
+            am.make("half_cheetah", scenario=f"{file}:{asked}")
+        message = str(info.value)
+        assert "2 invalid scenarios" in message
+        assert "scenarios.bad_one.at_reset[0].scale" in message and "scenarios.bad_two.events[0]" in message
+        assert [e.field for e in info.value.errors] == ["scenarios.bad_one.at_reset[0].scale",
+                                                        "scenarios.bad_two.events[0].perturbations[0].type"]
+
+
+def test_get_scenario_and_resolve_scenario_take_user_files(tmp_path: Path) -> None:
+    file = _write(tmp_path, "mine: {at_reset: [{type: damping, joints: [fshin], scale: 20}]}\n")
+    for spec in (get_scenario("half_cheetah", f"{file}:mine"), resolve_scenario("half_cheetah", f"{file}:mine")):
+        assert spec.name == "mine" and spec.at_reset[0]["joints"] == ["fshin"]
+    with pytest.raises(ValueError, match="allowed: nominal, .*or path/to/your_file.yaml:name"):
+        resolve_scenario("half_cheetah", "lava")
+
+
+def test_scenario_slug_is_a_safe_file_name() -> None:
+    assert scenario_slug("crippled_joint_test") == "crippled_joint_test"
+    slug = scenario_slug("/home/me/my scenarios/rust.yaml:rusty knee")
+    assert re.fullmatch(r"rust-rusty_knee-[0-9a-f]{6}", slug)
+    assert slug != scenario_slug("/elsewhere/rust.yaml:rusty knee")
+
+
+def test_event_past_the_episode_end_is_refused_when_the_env_is_made() -> None:
+    with pytest.raises(ValueError, match=r"events\[0\] at step 300 would never fire: the episode has 100 steps"):
+        am.make("half_cheetah", "joint_break_midepisode", episode_steps=100)
+    with pytest.raises(ValueError, match=r"step 300 .* 300 steps"):
+        am.make("half_cheetah", "joint_break_midepisode", episode_steps=300)
+    am.make("half_cheetah", "joint_break_midepisode", episode_steps=301)  # the event fires at the last step
+    env = am.make("cartpole", episode_steps=10)
+    late = Task(events=(Event(at_step=10, perturbations=(JointDamage(joints=(0,)),)),))
+    with pytest.raises(ValueError, match=r"reset\(options=\{'task': ...\}\): events\[0\] at step 10"):
+        env.reset(options={"task": late})
+
+
+@pytest.mark.parametrize("steps", [-5, 0, 2.5, True])
+def test_out_of_range_episode_steps_is_refused_naming_the_field(steps) -> None:
+    with pytest.raises(ValueError, match=r"episode_steps: .* is out of range; allowed: an integer >= 1"):
+        am.make("cartpole", episode_steps=steps)
+
+
+def test_step_before_reset_raises_reset_needed() -> None:
+    env = am.make("cartpole")
+    with pytest.raises(gym.error.ResetNeeded, match=r"call env.reset\(\) first"):
+        env.step(np.zeros(1))
+    with pytest.raises(RuntimeError):
+        env.step(np.zeros(1))
+    env.reset(seed=0)
+    assert np.isfinite(env.step(np.zeros(1))[1])
+
+
+# --- a perturbation type of the user's own ------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Rust(Perturbation):
+    """A rusted joint: dry friction (MuJoCo's dof_frictionloss, N*m) and 10x its viscous damping."""
+
+    joints: tuple[int | str, ...] = ()
+    friction_nm: float = bounded(1.0, lo=0.0, hi=50.0)
+
+    def apply(self, sim, robot) -> None:
+        indices = [robot.joint_index(j) for j in self.joints]
+        sim.scale_damping(10.0, indices)
+        sim.editable("dof_frictionloss")[sim._joint_qvel[indices]] += self.friction_nm
+
+
+@pytest.fixture()
+def rust_type():
+    register_perturbation("test_rust", Rust)
+    yield Rust
+    PERTURBATION_TYPES.pop("test_rust")
+
+
+def test_registered_perturbation_is_applied_from_yaml_and_restored_exactly(tmp_path: Path, rust_type) -> None:
+    assert Rust.type == "test_rust" and register_perturbation("test_rust", Rust) is Rust  # again: allowed
+    file = _write(tmp_path, """\
+        rusty:
+          at_reset: [{type: test_rust, joints: [fshin], friction_nm: 4.0}]
+        rusts_later:
+          events: [{at_step: 2, perturbations: [{type: test_rust, joints: [bthigh]}]}]
+        """)
+    env = am.make("half_cheetah", scenario=f"{file}:rusty", seed=0)
+    model = env.sim.model
+    nominal = {name: getattr(model, name).copy() for name in ("dof_frictionloss", "dof_damping")}
+    _, info = env.reset()
+    assert info["active_perturbations"] == (Rust(joints=("fshin",), friction_nm=4.0),)
+    assert model.dof_frictionloss[7] == 4.0 and model.dof_damping[7] == pytest.approx(10 * nominal["dof_damping"][7])
+    env.step(np.zeros(6))
+    env.reset(options={"task": Task()})  # another task: the rust is gone, to the last bit
+    for name, array in nominal.items():
+        assert np.array_equal(getattr(model, name), array), name
+    later = am.make("half_cheetah", scenario=f"{file}:rusts_later", seed=0)
+    later.reset()
+    frictions = []
+    for _ in range(3):
+        later.step(np.zeros(6))
+        frictions.append(later.sim.model.dof_frictionloss[3])
+    assert frictions == [0.0, 0.0, 1.0]  # in force from the event's step (the third) on
+    later.reset()
+    assert later.sim.model.dof_frictionloss[3] == 0.0  # and undone at the next reset
+    with pytest.raises(ConfigError, match=r"friction_nm: 99.0 is out of range"):
+        am.make("half_cheetah", scenario=ScenarioSpec(at_reset=[{"type": "test_rust", "friction_nm": 99.0}]))
+
+
+def test_register_perturbation_refuses_bad_classes_and_taken_names(rust_type) -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_perturbation("mass", Rust)
+
+    @dataclasses.dataclass(frozen=True)
+    class Other(Perturbation):
+        def apply(self, sim, robot) -> None:
+            pass
+
+    with pytest.raises(ValueError, match="'test_rust' is already registered"):
+        register_perturbation("test_rust", Other)
+    with pytest.raises(TypeError, match="frozen dataclass subclass"):
+        register_perturbation("loose", dataclasses.dataclass(type("Loose", (), {"apply": lambda s, a, b: None})))
+    with pytest.raises(ValueError, match="identifier"):
+        register_perturbation("my rust", Other)
+    assert "loose" not in PERTURBATION_TYPES and "my rust" not in PERTURBATION_TYPES
+
+
+def test_scenario_file_imports_the_module_that_registers_its_perturbation(tmp_path: Path) -> None:
+    (tmp_path / "grit.py").write_text(textwrap.dedent("""\
+        from dataclasses import dataclass
+        from adaptive_mbrl.envs.perturbations import Perturbation, register_perturbation
+
+        @register_perturbation("test_grit")
+        @dataclass(frozen=True)
+        class Grit(Perturbation):
+            scale: float = 3.0
+
+            def apply(self, sim, robot):
+                sim.scale_damping(self.scale)
+        """))
+    file = tmp_path / "gritty.yaml"
+    file.write_text("robot: cartpole\nimports: [grit.py]\nscenarios: {gritty: {at_reset: [{type: test_grit}]}}\n")
+    try:
+        env = am.make("cartpole", scenario=f"{file}:gritty")
+        nominal = env.sim.model.dof_damping.copy()
+        env.reset(seed=0)
+        assert np.allclose(env.sim.model.dof_damping, 3.0 * nominal)
+        am.make("cartpole", scenario=f"{file}:gritty")  # read again: imported once, registered once
+    finally:
+        PERTURBATION_TYPES.pop("test_grit", None)
+    file.write_text("robot: cartpole\nimports: [no_such_module_xyz]\nscenarios: {}\n")
+    with pytest.raises(ConfigError, match=r"imports\[0\]: cannot import 'no_such_module_xyz'"):
+        am.make("cartpole", scenario=f"{file}:x")

@@ -76,3 +76,37 @@ def test_bad_suites_name_the_field_and_the_allowed_values(tmp_path: Path, edit, 
 def test_unknown_suite_name_lists_the_shipped_ones() -> None:
     with pytest.raises(ValueError, match="allowed: .*quickstart"):
         load_suite("no_such_suite")
+
+
+# --- scenarios of the user's own ------------------------------------------------------------------------------
+def _user_scenarios(tmp_path: Path) -> Path:
+    file = tmp_path / "my_scenarios.yaml"
+    file.write_text("robot: cartpole\nscenarios:\n  reversed_late:\n    events:\n      - at_step: 5\n"
+                    "        perturbations: [{type: joint_damage, joints: [slider], scale: -1}]\n")
+    return file
+
+
+def test_suite_accepts_a_user_scenario_file_and_checks_its_events(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0]["scenarios"] = [f"{_user_scenarios(tmp_path)}:reversed_late"]
+    jobs, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    assert {j.scenario for j in jobs} == {f"{tmp_path / 'my_scenarios.yaml'}:reversed_late"}
+    data["robots"][0]["scenarios"] = [f"{tmp_path / 'my_scenarios.yaml'}:nope"]
+    with pytest.raises(ConfigError, match=r"robots\[0\].scenarios\[0\]: .*no scenario 'nope'; allowed: reversed_late"):
+        load_suite(_write(tmp_path, data))
+    data["robots"][0]["scenarios"] = ["motor_fault_midepisode"]  # its event at step 100, past 50-step episodes
+    with pytest.raises(ConfigError, match=r"scenarios\[0\]: .*at step 100 would never fire: the episode has 50"):
+        load_suite(_write(tmp_path, {**data, "episode_steps": 50}))
+
+
+def test_run_suite_with_an_absolute_scenario_path_writes_its_damage_plot(tmp_path: Path,
+                                                                         tiny_cartpole_checkpoint) -> None:
+    from adaptive_mbrl.evaluation import run_suite
+    scenario = f"{_user_scenarios(tmp_path).resolve()}:reversed_late"
+    suite = load_suite(_write(tmp_path, {"name": "mine", "episodes": 1, "episode_steps": 12, "robots": [
+        {"robot": "cartpole", "scenarios": [scenario],
+         "controllers": [{"label": "MB", "checkpoint": str(tiny_cartpole_checkpoint)}]}]}))
+    rows = run_suite(suite, tmp_path / "run", progress=False)
+    assert [r["scenario"] for r in rows] == [scenario]
+    plots = list((tmp_path / "run").glob("damage_*.png"))
+    assert len(plots) == 1 and plots[0].name.startswith("damage_cartpole_my_scenarios-reversed_late-")

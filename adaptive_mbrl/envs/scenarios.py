@@ -116,16 +116,17 @@ class PerturbationTemplate:
                                       "[lo, hi] numbers with lo <= hi for uniform")
         template = cls(data)
         # Validate every value each sampled field can take, the others held at their first value.
+        # (A template without sampled fields, e.g. {type: ...} alone, is checked once, as it is.)
         base = {k: _candidates(v)[0] for k, v in data.items()}
-        for key, values in template.support().items():
-            for value in values:
-                try:
-                    perturbation = perturbation_from_dict({**base, key: value}, source, path)
-                    check_for_robot(perturbation, robot)
-                except ValueError as err:
-                    if isinstance(err, ConfigError):
-                        raise
-                    raise ConfigError(source, path, str(err)) from None
+        variants = [{**base, key: value} for key, values in template.support().items() for value in values]
+        for variant in variants or [base]:
+            try:
+                perturbation = perturbation_from_dict(variant, source, path)
+                check_for_robot(perturbation, robot)
+            except ValueError as err:
+                if isinstance(err, ConfigError):
+                    raise
+                raise ConfigError(source, path, str(err)) from None
         return template
 
 
