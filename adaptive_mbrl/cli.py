@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adaptive_mbrl.envs.scenarios import scenario_slug
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
     import adaptive_mbrl as am
@@ -87,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return _train_baseline(args)
     flags = [f"training.{key}={getattr(args, key)}" for key in TRAINING_FLAGS if getattr(args, key) is not None]
     preset = with_overrides(load_preset(args.controller), flags + args.overrides)  # validated like the YAML
-    out = Path(args.out or f"runs/{preset.name}_{args.robot}_{args.scenario}_s{args.seed}")
+    out = Path(args.out or f"runs/{preset.name}_{args.robot}_{scenario_slug(args.scenario)}_s{args.seed}")
     start = time.perf_counter()
     trainer = train_model
     if preset.adapter.kind in ("grbal", "rebal"):  # meta-learned adapters: meta-training instead of fitting
@@ -108,7 +110,7 @@ def _train_baseline(args: argparse.Namespace) -> int:
                          f"not to the baseline {args.controller!r}")
     if args.iterations is not None:
         preset.training.iterations = args.iterations
-    out = Path(args.out or f"runs/{preset.name}_{args.robot}_{args.scenario}_s{args.seed}")
+    out = Path(args.out or f"runs/{preset.name}_{args.robot}_{scenario_slug(args.scenario)}_s{args.seed}")
     start = time.perf_counter()
     checkpoint = train_baseline(preset, RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device),
                                 out, resume=args.resume, progress=None if not args.quiet else False)

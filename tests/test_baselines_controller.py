@@ -92,7 +92,7 @@ def test_pearl_checkpoint_round_trip_resume_and_gymnasium_loop(tmp_path: Path) -
     assert isinstance(a, PEARLController) and a.within
     saved = torch.load(ckpt, weights_only=True)["model_state"]
     assert all(torch.equal(saved[k], v) for k, v in a.agent.state_dict().items())
-    assert np.allclose(_loop(a, "motor_fault_midepisode", 1), _loop(b, "motor_fault_midepisode", 1))
+    assert np.allclose(_loop(a, "motor_fault_midepisode", 1, 101), _loop(b, "motor_fault_midepisode", 1, 101))
     original = PolicyController.from_checkpoint(ckpt, adapt_within_episode=False)
     assert not original.within
     _loop(original, "weak_motor_test", 2)
@@ -107,7 +107,7 @@ def test_rl2_controller_in_a_gymnasium_loop_from_a_checkpoint(tmp_path: Path) ->
     ckpt = train_rl2(preset, RunSettings("cartpole", "weak_motor_train", seed=0), tmp_path / "run", progress=False)
     ctrl = PolicyController.from_checkpoint(ckpt, seed=0)
     assert isinstance(ctrl, RL2Controller)
-    assert np.allclose(_loop(ctrl, "motor_fault_midepisode", 3), _loop(ctrl, "motor_fault_midepisode", 3))
+    assert np.allclose(_loop(ctrl, "motor_fault_midepisode", 3, 101), _loop(ctrl, "motor_fault_midepisode", 3, 101))
 
 
 def test_controller_rejects_bad_observations() -> None:
