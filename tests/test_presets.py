@@ -1,19 +1,25 @@
 """Controller presets: shipped YAMLs load; bad names and bad files give errors naming file and field."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from adaptive_mbrl.adaptation import make_adapter
-from adaptive_mbrl.config import ConfigError
+from adaptive_mbrl.config import ConfigError, from_dict
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.paths import controllers_dir
 from adaptive_mbrl.planning import PLANNERS
 from adaptive_mbrl.presets import ControllerPreset, list_presets, load_preset, save_preset, with_overrides
 
 SHIPPED = sorted(p.stem for p in controllers_dir().glob("*.yaml"))
+# every shipped preset's values as they were before presets could inherit (see the file's header)
+BEFORE = yaml.safe_load((Path(__file__).parent / "data" / "shipped_presets_before_inheritance.yaml").read_text())
+# presets that became a run-time override of another: name -> (preset, overrides)
+RUNTIME_VARIANTS = {"grbal_guarded": ("grbal", ["adapter.backtracking=6"]),
+                    "rebal_gated": ("rebal", ["adapter.context_gate=true"])}
 
 
 def test_list_presets_matches_the_folder() -> None:
@@ -34,6 +40,19 @@ def test_every_shipped_preset_loads_and_builds(name: str) -> None:
     # Its adapter builds around a model of its config (small sizes: shapes only).
     model = DynamicsModel(5, 1, preset.model)
     assert make_adapter(model, preset.adapter) is not None
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_shipped_presets_keep_their_values(name: str) -> None:
+    expected = from_dict(ControllerPreset, BEFORE[name], source="before")
+    if name in RUNTIME_VARIANTS:
+        base, overrides = RUNTIME_VARIANTS[name]
+        got = with_overrides(load_preset(base), overrides)
+        assert got != load_preset(base)
+        expected = dataclasses.replace(expected, name=got.name, description=got.description)
+    else:
+        got = load_preset(name)
+    assert got == expected
 
 
 def test_shipped_methods_differ_where_they_should() -> None:
