@@ -143,6 +143,29 @@ def with_overrides(preset: ControllerPreset | BaselinePreset, overrides: list[st
     return from_dict(type(preset), data, source="--set")
 
 
+# What a trained controller's settings may change at run time: the network comes from the checkpoint and the
+# training / meta sections act in training only, so overriding those at run time would silently do nothing.
+RUN_TIME_SECTIONS = ("adapter", "planner")
+
+
+def with_run_overrides(preset: ControllerPreset, overrides: list[str]) -> ControllerPreset:
+    """:func:`with_overrides` for running a trained model (``run --set``, ``eval --set``, a suite entry's
+    ``set:``): only ``adapter.*`` and ``planner.*`` settings, e.g. ``adapter.context_gate=true``.
+
+    Raises:
+        ConfigError: a setting of another section (naming it and the allowed ones), or any error of
+            :func:`with_overrides`.
+    """
+    for item in overrides:
+        section = item.partition("=")[0].strip().split(".")[0]
+        if "=" in item and section not in RUN_TIME_SECTIONS:
+            raise ConfigError("--set", item.partition("=")[0].strip(),
+                              f"a trained controller can change only {' and '.join(RUN_TIME_SECTIONS)} settings "
+                              "at run time (the network comes from the checkpoint; training and meta act in "
+                              "training); allowed sections: " + ", ".join(RUN_TIME_SECTIONS))
+    return with_overrides(preset, overrides)
+
+
 def save_preset(preset: ControllerPreset | BaselinePreset, path: str | Path) -> Path:
     """Write ``preset`` as a flat preset YAML (every setting, no ``base:``) that :func:`load_preset` reads
     back equal (atomic: a crash leaves the old file or the new one, never half of one). Use it with
