@@ -86,6 +86,16 @@ def test_quickstart_runs_rebal_gated_as_rebal_with_the_context_gate_set() -> Non
     assert {j.overrides for j in jobs if j.label == "ReBAL"} == {()}
 
 
+def test_a_jobs_key_changes_with_its_set_only(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint))
+    plain, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    data["robots"][0]["controllers"][1]["set"] = ["planner.horizon=3"]
+    changed, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    differ = {a.label for a, b in zip(plain, changed) if a.key != b.key}
+    assert differ == {"MB+DE"}
+    assert plain[0].key == "cartpole/mujoco/weak_motor_test/MB/s0/e0"  # keys without set: as before (resume)
+
+
 def test_set_reaches_the_controller_each_job_loads(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
     from adaptive_mbrl.evaluation import load_controller
 

@@ -123,8 +123,10 @@ class EpisodeJob:
 
     @property
     def key(self) -> str:
-        """Unique id inside a suite; finished keys are skipped on resume."""
-        return f"{self.robot}/{self.backend}/{self.scenario}/{self.label}/s{self.seed}/e{self.episode}"
+        """Unique id inside a suite; finished keys are skipped on resume. Run-time settings (``set``) are part
+        of it, so an episode played with other settings is never taken for this one."""
+        key = f"{self.robot}/{self.backend}/{self.scenario}/{self.label}/s{self.seed}/e{self.episode}"
+        return key + (f"|set={','.join(self.overrides)}" if self.overrides else "")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
