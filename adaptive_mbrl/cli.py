@@ -22,16 +22,18 @@ import numpy as np
 from adaptive_mbrl.envs.scenarios import scenario_slug
 
 
+# how a robot's actions act on its joints, by the robot file's actuation.mode
+ACTUATION_TEXT = {"torque": "torques / forces", "pd_target": "PD joint targets"}
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     import adaptive_mbrl as am
     from adaptive_mbrl.envs.scenarios import load_scenarios
-    from adaptive_mbrl.presets import list_presets, load_preset
 
     if args.what in ("robots", "all"):
         print("robots:")
         for name in am.list_robots():
-            spec = am.load_robot(name)
-            print(f"  {name:14s} backends: {', '.join(spec.models):17s} {spec.description}")
+            print(f"  {name:14s} {robot_line(am.load_robot(name))}")
     if args.what in ("scenarios", "all"):
         for name in am.list_robots():
             print(f"scenarios of {name}:")
@@ -39,14 +41,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 tag = f"[{scenario.split}]" if scenario.split != "any" else ""
                 print(f"  {scenario.name:32s} {tag:8s} {scenario.description}")
     if args.what in ("controllers", "all"):
-        print("controllers:")
-        for name in list_presets():
-            print(f"  {name:14s} {load_preset(name).description}")
-        shipped = shipped_checkpoints()
-        if shipped:
-            print("shipped checkpoints (use as --checkpoint shipped:<robot>/<name>):")
-            for name in shipped:
-                print(f"  shipped:{name}")
+        _list_controllers()
     if args.what in ("suites", "all"):
         from adaptive_mbrl.evaluation import list_suites, load_suite
         print("suites (adaptive-mbrl eval --suite NAME):")
@@ -57,6 +52,33 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for name in list_benchmarks():
             print(f"  {name}")
     return 0
+
+
+def robot_line(spec) -> str:
+    """One robot's listing: backends, description and (from ``actuation.mode``) what its actions are."""
+    actuation = ACTUATION_TEXT[spec.actuation.mode]
+    return f"backends: {', '.join(spec.models):17s} actions: {actuation:17s} {spec.description}"
+
+
+def _list_controllers() -> None:
+    """The shipped presets by group, then the shipped checkpoints."""
+    from adaptive_mbrl.presets import list_presets, load_preset
+
+    groups = [("", "controllers (model-based; adaptive-mbrl train --controller NAME):"),
+              ("baselines", "baselines (model-free meta-RL; adaptive-mbrl train --controller NAME):"),
+              ("reference", "reference (reference-size settings no code path uses; --controller reference/NAME):")]
+    for group, heading in groups:
+        names = list_presets(group)
+        if names:
+            print(heading)
+            width = max(14, *map(len, names))
+            for name in names:
+                print(f"  {name:{width}s} {load_preset(name).description}")
+    shipped = shipped_checkpoints()
+    if shipped:
+        print("shipped checkpoints (use as --checkpoint shipped:<robot>/<name>):")
+        for name in shipped:
+            print(f"  shipped:{name}")
 
 
 def shipped_checkpoints() -> list[str]:
@@ -125,8 +147,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.video:  # before anything imports mujoco: it picks an offscreen GL backend on headless machines
         from adaptive_mbrl.rendering import record_episode
     checkpoint = _checkpoint_path(args.checkpoint)
-    controller = load_controller(checkpoint, args.controller, device=args.device, seed=args.seed,
-                                 backend=args.backend)
+    controller = TimedController(load_controller(checkpoint, args.controller, device=args.device, seed=args.seed,
+                                                 backend=args.backend, overrides=args.overrides))
     robot = load_checkpoint(checkpoint)["robot"]
     returns = []
     for episode in range(args.episodes):
@@ -140,9 +162,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                 args.print_every, episode_steps=args.steps).total
         returns.append(total)
         print(f"episode {episode}: return {total:.2f}")
-    name = getattr(getattr(controller, "preset", None), "name", type(controller).__name__)
-    print(f"{name} on {robot}/{args.scenario}: mean return {np.mean(returns):.2f} over {len(returns)} episode(s)")
+    name = getattr(getattr(controller.inner, "preset", None), "name", type(controller.inner).__name__)
+    print(f"{name} on {robot}/{args.scenario}: mean return {np.mean(returns):.2f} over {len(returns)} episode(s); "
+          f"control rate {controller.rate_hz():.1f} Hz (act + observe, measured over {controller.steps} steps)")
     return 0
+
+
+class TimedController:
+    """Wraps a controller (``reset / act / observe``) and measures the wall-clock of ``act`` + ``observe``.
+
+    Attributes:
+        inner: the wrapped controller.
+        steps: control steps timed (calls of ``act``).
+        seconds: wall-clock spent in ``act`` and ``observe``, s.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner, self.steps, self.seconds = inner, 0, 0.0
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The inner controller's action ``[action_dim]`` for ``obs`` ``[obs_dim]``, timed."""
+        start = time.perf_counter()
+        action = self.inner.act(obs)
+        self.seconds += time.perf_counter() - start
+        self.steps += 1
+        return action
+
+    def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> None:
+        start = time.perf_counter()
+        self.inner.observe(obs, action, next_obs)
+        self.seconds += time.perf_counter() - start
+
+    def rate_hz(self) -> float:
+        """Control steps per second of controller time (nan before the first step)."""
+        return self.steps / self.seconds if self.seconds > 0 else float("nan")
 
 
 def _episode_video_path(path: Path, episode: int, episodes: int) -> Path:
@@ -151,9 +207,11 @@ def _episode_video_path(path: Path, episode: int, episodes: int) -> Path:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from adaptive_mbrl.evaluation import load_suite, make_executor, run_suite
+    from adaptive_mbrl.evaluation import expand_jobs, load_suite, make_executor, run_suite
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, overrides=args.overrides)
+    for skipped in expand_jobs(suite)[1]:  # optional controllers without a checkpoint: a note, not an error
+        print(f"note: {skipped}")
     out = Path(args.out or f"runs/suite_{suite.name}")
     executor = make_executor(args.executor, args.workers, args.ray_address, args.device)
     start = time.perf_counter()
@@ -215,6 +273,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least(lo: int, note: str = ""):
+    """An argparse ``type``: an integer >= ``lo``; anything else exits 2 naming the option and the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < lo:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {lo}{note}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+RUN_SET_HELP = ("change the controller's adapter or planner settings, e.g. adapter.context_gate=true "
+                "planner.samples=60 (values parsed as YAML; the network is the checkpoint's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adaptive-mbrl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,15 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="robots, scenarios, controller presets, suites and benchmarks")
     p.add_argument("what", nargs="?", default="all",
-                   choices=["all", "robots", "scenarios", "controllers", "suites", "benchmarks"])
+                   choices=["all", "robots", "scenarios", "controllers", "suites", "benchmarks"],
+                   help="what to list (default: all)")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("train", help="train a dynamics model (MB / MB+DE) or meta-train one (GrBAL / ReBAL)")
     p.add_argument("--controller", required=True, help="preset name (adaptive-mbrl list controllers) or .yaml path")
     p.add_argument("--robot", required=True, help="robot name (adaptive-mbrl list robots)")
     p.add_argument("--scenario", default="nominal", help="training scenario, e.g. crippled_joint_train")
-    p.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"], help="simulator (default: mujoco)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the run (data collection, networks)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--out", help="run folder (default runs/<preset>_<robot>_<scenario>_s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round")
@@ -249,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "--executor.")
     p.add_argument("--suite", required=True, help="suite name (adaptive-mbrl list suites) or a suite .yaml path")
     p.add_argument("--out", help="run folder (default runs/suite_<name>)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    p.add_argument("--workers", type=at_least(1), default=min(2, os.cpu_count() or 1),
                    help="local worker processes (default: up to 2); with --executor ray, the CPUs of a local "
                    "Ray instance started here")
     p.add_argument("--executor", default="local", choices=["local", "ray"],
@@ -260,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", dest="fresh_error", action="store_true",
                    help="refuse to reuse results already in --out (default: resume them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                   help="for every model-based controller of the suite: " + RUN_SET_HELP + "; a run folder "
+                   "holding results of other settings is refused (use another --out)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("bench", help="run a benchmark script of benchmarks/ (each prints a table)")
@@ -271,21 +351,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True,
                    help="model.pt written by adaptive-mbrl train, or shipped:<robot>/<name> (adaptive-mbrl list)")
     p.add_argument("--controller", help="preset whose adapter/planner to use (default: the trained one)")
-    p.add_argument("--scenario", default="nominal")
-    p.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"])
-    p.add_argument("--episodes", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--print-every", type=int, default=50, help="print a progress line every N steps (0 = off)")
-    p.add_argument("--steps", type=int, default=None, help="episode length in control steps (default: the robot's)")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE", help=RUN_SET_HELP)
+    p.add_argument("--scenario", default="nominal", help="scenario of the robot (adaptive-mbrl list scenarios)")
+    p.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"], help="simulator (default: mujoco)")
+    p.add_argument("--episodes", type=at_least(1), default=1, help="episodes to run (default: 1)")
+    p.add_argument("--seed", type=at_least(0), default=0,
+                   help="environment seed of the first episode (episode i: seed + i) and the planner's seed")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: where it was saved)")
+    p.add_argument("--print-every", type=at_least(0), default=50,
+                   help="print a progress line every N steps (0 = off)")
+    p.add_argument("--steps", type=at_least(1, " (omit it for the robot's episode length)"), default=None,
+                   help="episode length in control steps (default: the robot's)")
     p.add_argument("--video", help="render each episode to this .mp4 (or .gif) file (MuJoCo offscreen; headless "
                    "machines: MUJOCO_GL=egl; pip install 'adaptive_mbrl[video]')")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", help="the quick start: train on the cart-pole, compare MB and MB+DE under a fault")
-    p.add_argument("--out", default="runs/quickstart_cartpole")
-    p.add_argument("--episodes", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/quickstart_cartpole",
+                   help="run folder of the trained model (reused when it is there)")
+    p.add_argument("--episodes", type=at_least(1), default=3, help="episodes per method (default: 3)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="training and environment seed (default: 0)")
     p.set_defaults(func=_cmd_demo)
     return parser
 

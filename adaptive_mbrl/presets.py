@@ -2,7 +2,12 @@
 
 A preset fixes everything a method needs: the dynamics network, the online adapter, the planner, and
 how the model is trained. ``adaptive-mbrl list`` shows the shipped ones; a path to your own YAML works
-wherever a preset name does.
+wherever a preset name does. A preset file may say ``base: <name or path>`` and give only what differs
+(see :mod:`adaptive_mbrl.preset_files`); :func:`save_preset` writes the merged, flat result.
+
+:func:`load_preset` also loads the model-free baselines' presets (``controllers/baselines/``, a
+:class:`~adaptive_mbrl.baseline_presets.PEARLPreset` or :class:`~adaptive_mbrl.baseline_presets.RL2Preset`,
+picked by the file's ``kind``) and the reference-size ones (``reference/<name>``).
 """
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ from adaptive_mbrl.models.dynamics import ModelConfig
 from adaptive_mbrl.paths import controllers_dir
 from adaptive_mbrl.planning import PlannerConfig
 from adaptive_mbrl.training.checkpoint import atomic_write_yaml
+from adaptive_mbrl.baseline_presets import KINDS as BASELINE_KINDS
+from adaptive_mbrl.baseline_presets import BaselinePreset, baseline_from_dict
+from adaptive_mbrl.preset_files import preset_path, read_preset_data, shipped_presets
 
 
 @dataclass
@@ -90,24 +98,24 @@ class ControllerPreset:
     meta: MetaConfig = field(default_factory=MetaConfig)
 
 
-def list_presets() -> list[str]:
-    """Names of the shipped controller presets."""
-    return sorted(p.stem for p in controllers_dir().glob("*.yaml"))
+def list_presets(group: str = "") -> list[str]:
+    """Names of the shipped presets of one group: ``""`` the model-based methods (``controllers/*.yaml``),
+    ``"baselines"`` PEARL / RL², ``"reference"`` the reference-size settings (``reference/<name>``)."""
+    return list(shipped_presets(group))
 
 
-def load_preset(preset: str | Path) -> ControllerPreset:
-    """A shipped preset by name, or a preset YAML file by path; unknown names list the allowed ones."""
-    path = Path(preset)
-    if path.suffix not in (".yaml", ".yml"):
-        names = list_presets()
-        if str(preset) not in names:
-            raise ValueError(f"unknown controller preset {preset!r}; allowed: {', '.join(names)} "
-                             "or a path to a preset .yaml")
-        path = controllers_dir() / f"{preset}.yaml"
-    return load_yaml(ControllerPreset, path)
+def load_preset(preset: str | Path) -> ControllerPreset | BaselinePreset:
+    """A shipped preset by name (any group), or a preset YAML file by path; unknown names list the allowed
+    ones. ``base:`` chains are merged first, then the result is validated strictly (errors name this file
+    and the field). A file whose ``kind`` is ``pearl`` or ``rl2`` gives that baseline's preset type."""
+    path = preset_path(preset)
+    data = read_preset_data(path)
+    if data.get("kind") in BASELINE_KINDS:
+        return baseline_from_dict(data, source=str(path))
+    return from_dict(ControllerPreset, data, source=str(path))
 
 
-def with_overrides(preset: ControllerPreset, overrides: list[str]) -> ControllerPreset:
+def with_overrides(preset: ControllerPreset | BaselinePreset, overrides: list[str]) -> ControllerPreset | BaselinePreset:
     """A copy of ``preset`` with ``SECTION.KEY=VALUE`` settings applied, validated like the YAML file.
 
     Values are parsed as YAML (``training.iterations=3``, ``planner.kind=cem``,
@@ -132,13 +140,37 @@ def with_overrides(preset: ControllerPreset, overrides: list[str]) -> Controller
         if keys[-1] not in node:
             raise ConfigError("--set", dotted, f"unknown key; allowed keys: {', '.join(node)}")
         node[keys[-1]] = yaml.safe_load(text)
-    return from_dict(ControllerPreset, data, source="--set")
+    return from_dict(type(preset), data, source="--set")
 
 
-def save_preset(preset: ControllerPreset, path: str | Path) -> Path:
-    """Write ``preset`` as a preset YAML that :func:`load_preset` reads back equal (atomic: a crash leaves
-    the old file or the new one, never half of one). Use it with :func:`with_overrides` to run a changed
-    copy of a shipped preset wherever a preset path is accepted (suites, benchmarks)."""
+# What a trained controller's settings may change at run time: the network comes from the checkpoint and the
+# training / meta sections act in training only, so overriding those at run time would silently do nothing.
+RUN_TIME_SECTIONS = ("adapter", "planner")
+
+
+def with_run_overrides(preset: ControllerPreset, overrides: list[str]) -> ControllerPreset:
+    """:func:`with_overrides` for running a trained model (``run --set``, ``eval --set``, a suite entry's
+    ``set:``): only ``adapter.*`` and ``planner.*`` settings, e.g. ``adapter.context_gate=true``.
+
+    Raises:
+        ConfigError: a setting of another section (naming it and the allowed ones), or any error of
+            :func:`with_overrides`.
+    """
+    for item in overrides:
+        section = item.partition("=")[0].strip().split(".")[0]
+        if "=" in item and section not in RUN_TIME_SECTIONS:
+            raise ConfigError("--set", item.partition("=")[0].strip(),
+                              f"a trained controller can change only {' and '.join(RUN_TIME_SECTIONS)} settings "
+                              "at run time (the network comes from the checkpoint; training and meta act in "
+                              "training); allowed sections: " + ", ".join(RUN_TIME_SECTIONS))
+    return with_overrides(preset, overrides)
+
+
+def save_preset(preset: ControllerPreset | BaselinePreset, path: str | Path) -> Path:
+    """Write ``preset`` as a flat preset YAML (every setting, no ``base:``) that :func:`load_preset` reads
+    back equal (atomic: a crash leaves the old file or the new one, never half of one). Use it with
+    :func:`with_overrides` to run a changed copy of a shipped preset wherever a preset path is accepted
+    (suites, benchmarks)."""
     path = Path(path)
     atomic_write_yaml(path, to_dict(preset))
     return path

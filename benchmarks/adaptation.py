@@ -53,18 +53,22 @@ class Method(NamedTuple):
     trained: str                   # preset whose training makes the run folder
     run: str                       # preset the evaluation episodes play with
     checkpoint: str = "model.pt"   # file in the run folder
+    overrides: tuple[str, ...] = ()  # run-time settings changed on top of ``run`` (like adaptive-mbrl run --set)
 
 
 # Outside the default set: GrBAL-prior (ablation), the GrBAL-trained prior run without adaptation;
 # GrBAL-guarded / ReBAL-gated, the GrBAL / ReBAL checkpoints run with their run-time safeguards
-# (controllers/grbal_guarded.yaml: backtracking; controllers/rebal_gated.yaml: the context gate);
+# (adapter.backtracking=6; adapter.context_gate=true);
 # ReBAL-avg / GrBAL-avg, meta-trained with a moving average of their weights (controllers/rebal_avg.yaml,
 # grbal_avg.yaml), and *-avg-last, the same run's last iterate (the ablation of the average on the same data).
+BACKTRACKING, CONTEXT_GATE = "adapter.backtracking=6", "adapter.context_gate=true"
 METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Method("grbal", "grbal"),
            "ReBAL": Method("rebal", "rebal"), "GrBAL-prior": Method("grbal", "mb"),
-           "GrBAL-guarded": Method("grbal", "grbal_guarded"), "ReBAL-gated": Method("rebal", "rebal_gated"),
+           "GrBAL-guarded": Method("grbal", "grbal", overrides=(BACKTRACKING,)),
+           "ReBAL-gated": Method("rebal", "rebal", overrides=(CONTEXT_GATE,)),
            "ReBAL-avg": Method("rebal_avg", "rebal"), "ReBAL-avg-last": Method("rebal_avg", "rebal", "model_last.pt"),
-           "ReBAL-avg-gated": Method("rebal_avg", "rebal_gated"), "GrBAL-avg": Method("grbal_avg", "grbal"),
+           "ReBAL-avg-gated": Method("rebal_avg", "rebal", overrides=(CONTEXT_GATE,)),
+           "GrBAL-avg": Method("grbal_avg", "grbal"),
            "GrBAL-avg-last": Method("grbal_avg", "grbal", "model_last.pt")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 
@@ -219,7 +223,8 @@ def main() -> None:
     if args.train_only:
         return
 
-    presets = {method: run_preset(METHODS[method].run, args.run_overrides) for method in args.methods}
+    presets = {method: run_preset(METHODS[method].run, [*METHODS[method].overrides, *args.run_overrides])
+               for method in args.methods}
     jobs = [EpisodeJob(args.robot, args.backend, scenario, method, str(checkpoints[method, seed]), presets[method],
                        seed, i, 10_000 + i, None)
             for scenario in args.test_scenarios for method in args.methods for seed in args.seeds

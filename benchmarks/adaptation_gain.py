@@ -12,10 +12,10 @@ every method's model is scored on the **same** held-out transitions, offline:
    environment seeds 20_000 + i) through its MPC; the transitions are kept.
 2. Every run of M + K consecutive transitions of an episode (M = the adapter's window, K = 16) is one
    window. GrBAL: the prior's loss on the K future transitions, and the loss after the inner gradient
-   step on the M past ones (with its meta-learned step sizes; GrBAL-guarded: with the ``grbal_guarded``
-   preset's backtracking, see ``adapter.backtracking``). ReBAL: the loss with the empty-window
+   step on the M past ones (with its meta-learned step sizes; GrBAL-guarded: with backtracking,
+   ``--set adapter.backtracking=6``). ReBAL: the loss with the empty-window
    context (its prior), and with the context encoded from the M past transitions (ReBAL-gated: the
-   context the ``rebal_gated`` preset plans with, see ``adapter.context_gate``). MB+DE: the MB model,
+   context that ``--set adapter.context_gate=true`` plans with). MB+DE: the MB model,
    and the same model fine-tuned (the ``mb_de`` preset's Adam steps, accumulating) on the episode's
    transitions up to the window's last past one, as it would be at that control step.
 
@@ -34,6 +34,7 @@ import torch
 
 import adaptive_mbrl as am
 from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.evaluation import load_controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adaptation import run_dir  # noqa: E402  (the run folders of benchmarks/adaptation.py)
@@ -41,9 +42,11 @@ from adaptation import run_dir  # noqa: E402  (the run folders of benchmarks/ada
 FUTURE = 16
 """K: future transitions scored per window (the presets' ``meta.future``)."""
 
-METHODS = {"MB+DE": ("MB", "mb_de"), "GrBAL": ("GrBAL", None), "GrBAL-guarded": ("GrBAL", "grbal_guarded"),
-           "ReBAL": ("ReBAL", None), "ReBAL-gated": ("ReBAL", "rebal_gated")}
-"""method -> (the trained model it scores, the preset it is run with; None: the checkpoint's own)."""
+METHODS = {"MB+DE": ("MB", "mb_de", []), "GrBAL": ("GrBAL", None, []),
+           "GrBAL-guarded": ("GrBAL", None, ["adapter.backtracking=6"]), "ReBAL": ("ReBAL", None, []),
+           "ReBAL-gated": ("ReBAL", None, ["adapter.context_gate=true"])}
+"""method -> (the trained model it scores, the preset it is run with (None: the checkpoint's own), the
+run-time settings changed on top of it)."""
 
 
 def collect(checkpoint: Path, robot: str, scenario: str, backend: str, episodes: int, steps: int,
@@ -159,8 +162,8 @@ def main() -> None:
             data = collect(folders["MB"], args.robot, scenario, args.backend, args.episodes, args.episode_steps,
                            seed)
             for method in args.methods:
-                checkpoint, preset = folders[METHODS[method][0]], METHODS[method][1]
-                controller = AdaptiveController.from_checkpoint(checkpoint, preset=preset, backend=args.backend)
+                model, preset, overrides = METHODS[method]
+                controller = load_controller(folders[model], preset, backend=args.backend, overrides=overrides)
                 past = controller.preset.adapter.window
                 if method == "MB+DE":
                     results[method].append(dynamic_evaluation_losses(controller, data, past))

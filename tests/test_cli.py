@@ -1,9 +1,14 @@
 """The adaptive-mbrl command line: eval writes a run folder, errors name the bad value and the allowed ones."""
+import argparse
+import json
+import re
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
-from adaptive_mbrl.cli import main
+from adaptive_mbrl.cli import ACTUATION_TEXT, TimedController, build_parser, main
 
 
 def test_list_shows_suites_and_benchmarks(capsys) -> None:
@@ -47,3 +52,118 @@ def test_train_applies_set_overrides_to_the_trained_preset(tmp_path: Path, capsy
     assert "model.hiden_sizes: unknown key; allowed keys: hidden_sizes" in capsys.readouterr().err
     assert main(["train", "--controller", "mb", "--robot", "cartpole", "--out", str(out), "--iterations", "-1"]) == 2
     assert "training.iterations: -1 is out of range" in capsys.readouterr().err
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    commands = _subparsers(build_parser())
+    assert {"list", "train", "eval", "run", "bench", "demo"} <= set(commands)
+    for name, parser in commands.items():
+        for action in parser._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help and action.help.strip(), f"{name} {action.option_strings or action.dest}: no help"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--episodes", "0"], "argument --episodes: must be an integer >= 1, got '0'"),
+    (["--steps", "-5"], "argument --steps: must be an integer >= 1"),
+    (["--steps", "0"], "argument --steps: must be an integer >= 1"),
+    (["--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
+    (["--print-every", "-1"], "argument --print-every: must be an integer >= 0"),
+])
+def test_run_refuses_out_of_range_numbers_up_front(argv: list[str], words: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--checkpoint", "shipped:half_cheetah/mb", *argv])
+    assert info.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_eval_refuses_zero_workers(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "--suite", "quickstart", "--workers", "0"])
+    assert info.value.code == 2 and "argument --workers: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_run_prints_the_return_and_the_measured_control_rate(tiny_cartpole_checkpoint, capsys) -> None:
+    assert main(["run", "--checkpoint", str(tiny_cartpole_checkpoint), "--steps", "6", "--print-every", "0",
+                 "--episodes", "2", "--set", "planner.samples=8", "planner.elites=2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("return") == 3 and "mean return" in out
+    rate = re.search(r"control rate ([0-9.]+) Hz \(act \+ observe, measured over 12 steps\)", out)
+    assert rate and float(rate.group(1)) > 0
+
+
+def test_run_set_names_a_bad_or_non_run_time_setting(tiny_cartpole_checkpoint, capsys) -> None:
+    base = ["run", "--checkpoint", str(tiny_cartpole_checkpoint), "--steps", "2", "--set"]
+    assert main(base + ["planner.sample=8"]) == 2
+    assert "planner.sample: unknown key; allowed keys: kind, horizon, samples" in capsys.readouterr().err
+    assert main(base + ["model.hidden_sizes=[8]"]) == 2
+    assert "model.hidden_sizes: a trained controller can change only adapter and planner" in capsys.readouterr().err
+
+
+def test_timed_controller_measures_act_and_observe() -> None:
+    class Slow:
+        def reset(self) -> None:
+            pass
+
+        def act(self, obs):
+            time.sleep(0.01)
+            return obs
+
+        def observe(self, obs, action, next_obs) -> None:
+            time.sleep(0.01)
+
+    timed = TimedController(Slow())
+    for _ in range(3):
+        timed.observe(None, timed.act(None), None)
+    assert timed.steps == 3 and timed.seconds >= 0.06 and timed.rate_hz() <= 3 / 0.06
+
+
+def test_list_robots_takes_the_actuation_from_the_robot_file(capsys) -> None:
+    import adaptive_mbrl as am
+
+    assert main(["list", "robots"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    for name in am.list_robots():
+        spec = am.load_robot(name)
+        assert ACTUATION_TEXT[spec.actuation.mode] in lines[name]
+        if spec.actuation.mode != "torque":
+            assert "torque" not in lines[name]
+    assert "PD joint targets" in lines["a1"]
+
+
+def test_list_controllers_shows_the_baselines_and_the_reference_presets(capsys) -> None:
+    assert main(["list", "controllers"]) == 0
+    out = capsys.readouterr().out
+    assert "\nbaselines" in out and "\n  pearl " in out and "\n  rl2 " in out
+    assert "\nreference" in out and "\n  reference/grbal_paper " in out
+    assert "rebal_gated" not in out and "grbal_guarded" not in out
+
+
+def _suite_file(tmp_path: Path, checkpoint: Path, **extra) -> Path:
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(yaml.safe_dump({"name": "mine", "episode_steps": 5, "robots": [
+        {"robot": "cartpole", "scenarios": ["nominal"],
+         "controllers": [{"label": "MB", "checkpoint": str(checkpoint)},
+                         {"label": "PEARL", "checkpoint": str(tmp_path / "pearl.pt"), "optional": True}]}],
+        **extra}))
+    return suite
+
+
+def test_eval_notes_skipped_optional_controllers_and_refuses_results_of_other_settings(
+        tmp_path: Path, tiny_cartpole_checkpoint, capsys) -> None:
+    suite, out = _suite_file(tmp_path, tiny_cartpole_checkpoint), str(tmp_path / "run")
+    assert main(["eval", "--suite", str(suite), "--out", out, "--workers", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "note: skipped optional PEARL seed 0 (cartpole): no checkpoint at" in captured.out
+    assert "warning" not in captured.out.lower() and "error" not in captured.err.lower()
+    # the same folder with changed run-time settings: its results are of other settings, refused
+    assert main(["eval", "--suite", str(suite), "--out", out, "--workers", "1", "--quiet",
+                 "--set", "planner.samples=8", "planner.elites=2"]) == 2
+    assert "different suite configuration" in capsys.readouterr().err
+    assert main(["eval", "--suite", str(suite), "--out", str(tmp_path / "run_small"), "--workers", "1", "--quiet",
+                 "--set", "planner.samples=8", "planner.elites=2"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "run_small" / "episodes.jsonl").read_text().splitlines()]
+    assert [r["overrides"] for r in rows] == [["planner.samples=8", "planner.elites=2"]]

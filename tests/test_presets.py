@@ -1,19 +1,26 @@
 """Controller presets: shipped YAMLs load; bad names and bad files give errors naming file and field."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from adaptive_mbrl.adaptation import make_adapter
-from adaptive_mbrl.config import ConfigError
+from adaptive_mbrl.config import ConfigError, from_dict
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.paths import controllers_dir
 from adaptive_mbrl.planning import PLANNERS
 from adaptive_mbrl.presets import ControllerPreset, list_presets, load_preset, save_preset, with_overrides
 
 SHIPPED = sorted(p.stem for p in controllers_dir().glob("*.yaml"))
+# every shipped preset's values as they were before presets could inherit (see the file's header)
+BEFORE = yaml.safe_load((Path(__file__).parent / "data" / "shipped_presets_before_inheritance.yaml").read_text())
+# presets that became a run-time override of another: name -> (preset, overrides)
+RUNTIME_VARIANTS = {"grbal_guarded": ("grbal", ["adapter.backtracking=6"]),
+                    "rebal_gated": ("rebal", ["adapter.context_gate=true"])}
+REFERENCE = {"grbal_paper", "mb_paper"}  # moved to controllers/reference/
 
 
 def test_list_presets_matches_the_folder() -> None:
@@ -34,6 +41,102 @@ def test_every_shipped_preset_loads_and_builds(name: str) -> None:
     # Its adapter builds around a model of its config (small sizes: shapes only).
     model = DynamicsModel(5, 1, preset.model)
     assert make_adapter(model, preset.adapter) is not None
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_shipped_presets_keep_their_values(name: str) -> None:
+    expected = from_dict(ControllerPreset, BEFORE[name], source="before")
+    if name in RUNTIME_VARIANTS:
+        base, overrides = RUNTIME_VARIANTS[name]
+        got = with_overrides(load_preset(base), overrides)
+        assert got != load_preset(base)
+        expected = dataclasses.replace(expected, name=got.name, description=got.description)
+    elif name in REFERENCE:
+        got = load_preset(f"reference/{name}")
+        assert load_preset(controllers_dir() / "reference" / f"{name}.yaml") == got
+    else:
+        got = load_preset(name)
+    assert got == expected
+
+
+def test_shipped_variants_write_the_shared_blocks_once() -> None:
+    for name in ("mb_de", "grbal", "rebal"):
+        data = yaml.safe_load((controllers_dir() / f"{name}.yaml").read_text())
+        assert data["base"] == "mb" and "planner" not in data and "training" not in data
+
+
+def test_reference_and_baseline_presets_are_listed_by_group() -> None:
+    assert list_presets("reference") == ["reference/grbal_paper", "reference/mb_paper"]
+    assert list_presets("baselines") == ["pearl", "rl2"]
+    assert not set(list_presets()) & {"grbal_paper", "mb_paper", "pearl", "rl2", "rebal_gated", "grbal_guarded"}
+
+
+def test_baseline_presets_load_through_load_preset() -> None:
+    from adaptive_mbrl.baselines import load_baseline_preset
+    from adaptive_mbrl.baseline_presets import PEARLPreset, RL2Preset
+
+    pearl, rl2 = load_preset("pearl"), load_preset("rl2")
+    assert isinstance(pearl, PEARLPreset) and isinstance(rl2, RL2Preset)
+    assert pearl == load_baseline_preset("pearl") and rl2 == load_baseline_preset("rl2")
+    assert with_overrides(pearl, ["training.iterations=2"]).training.iterations == 2
+
+
+def _preset_file(folder: Path, name: str, data: dict) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_preset_inherits_its_base_section_by_section(tmp_path: Path) -> None:
+    path = _preset_file(tmp_path, "fast_grbal", {"base": "grbal", "planner": {"samples": 60, "elites": 6},
+                                                 "meta": {"prior_weight": 0.0}})
+    preset, grbal = load_preset(path), load_preset("grbal")
+    assert preset.name == "fast_grbal" and preset.description == ""  # neither is inherited
+    assert (preset.planner.samples, preset.planner.elites) == (60, 6)
+    assert dataclasses.replace(preset.planner, samples=120, elites=12) == grbal.planner  # rest merged
+    assert preset.meta.prior_weight == 0.0 and preset.meta.updates_per_iteration == 2000
+    assert (preset.adapter, preset.model, preset.training) == (grbal.adapter, grbal.model, grbal.training)
+    # a base given by path (relative to the file), two levels deep
+    child = _preset_file(tmp_path, "child", {"base": "fast_grbal.yaml", "name": "child", "training": {"iterations": 2}})
+    assert load_preset(child) == dataclasses.replace(preset, name="child", training=dataclasses.replace(
+        grbal.training, iterations=2))
+
+
+def test_an_inherited_preset_saves_flat_and_loads_back_equal(tmp_path: Path) -> None:
+    mb_de = load_preset("mb_de")
+    path = save_preset(mb_de, tmp_path / "flat.yaml")
+    data = yaml.safe_load(path.read_text())
+    assert "base" not in data and data["planner"]["kind"] == "icem" and data["training"]["iterations"] == 19
+    assert load_preset(path) == mb_de
+
+
+def test_inherited_presets_are_validated_after_merging(tmp_path: Path) -> None:
+    path = _preset_file(tmp_path, "bad", {"base": "mb", "planner": {"elites": 500}})
+    with pytest.raises(ConfigError, match="elites") as info:
+        load_preset(path)
+    assert info.value.source == str(path)
+    typo = _preset_file(tmp_path, "typo", {"base": "mb", "planer": {"samples": 10}})
+    with pytest.raises(ConfigError, match="planer: unknown key"):
+        load_preset(typo)
+
+
+@pytest.mark.parametrize("base, words", [("mb_typo", "unknown controller preset 'mb_typo'; allowed: grbal"),
+                                         ("missing.yaml", "file not found"), (3, "expected a preset name")])
+def test_a_bad_base_is_refused_naming_the_file(tmp_path: Path, base, words: str) -> None:
+    path = _preset_file(tmp_path, "child", {"base": base, "name": "child"})
+    with pytest.raises(ConfigError, match=words):
+        load_preset(path)
+
+
+def test_an_inheritance_cycle_is_refused_with_the_chain(tmp_path: Path) -> None:
+    a = _preset_file(tmp_path, "a", {"base": "b.yaml"})
+    _preset_file(tmp_path, "b", {"base": "a.yaml"})
+    with pytest.raises(ConfigError, match=r"cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml") as info:
+        load_preset(a)
+    assert info.value.field == "base"
+    own = _preset_file(tmp_path, "own", {"base": "own.yaml"})
+    with pytest.raises(ConfigError, match="cycle"):
+        load_preset(own)
 
 
 def test_shipped_methods_differ_where_they_should() -> None:

@@ -110,3 +110,86 @@ def test_run_suite_with_an_absolute_scenario_path_writes_its_damage_plot(tmp_pat
     assert [r["scenario"] for r in rows] == [scenario]
     plots = list((tmp_path / "run").glob("damage_*.png"))
     assert len(plots) == 1 and plots[0].name.startswith("damage_cartpole_my_scenarios-reversed_late-")
+
+
+def test_quickstart_runs_rebal_gated_as_rebal_with_the_context_gate_set() -> None:
+    entry = next(e for e in load_suite("quickstart").robots[0].controllers if e.label == "ReBAL-gated")
+    assert entry.preset is None and entry.set == ["adapter.context_gate=true"]
+    jobs, _ = expand_jobs(load_suite("quickstart"))
+    assert {j.overrides for j in jobs if j.label == "ReBAL-gated"} == {("adapter.context_gate=true",)}
+    assert {j.overrides for j in jobs if j.label == "ReBAL"} == {()}
+
+
+def test_a_jobs_key_changes_with_its_set_only(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint))
+    plain, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    data["robots"][0]["controllers"][1]["set"] = ["planner.horizon=3"]
+    changed, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    differ = {a.label for a, b in zip(plain, changed) if a.key != b.key}
+    assert differ == {"MB+DE"}
+    assert plain[0].key == "cartpole/mujoco/weak_motor_test/MB/s0/e0"  # keys without set: as before (resume)
+
+
+def test_set_reaches_the_controller_each_job_loads(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    from adaptive_mbrl.evaluation import load_controller
+
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0]["controllers"][1]["set"] = ["planner.samples=8", "planner.elites=2"]
+    jobs, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    job = next(j for j in jobs if j.label == "MB+DE")
+    controller = load_controller(job.checkpoint, job.preset, overrides=job.overrides)
+    assert controller.preset.adapter.kind == "finetune"  # mb_de's adapter, with the planner changed
+    assert (controller.preset.planner.samples, controller.preset.planner.elites) == (8, 2)
+    assert load_controller(job.checkpoint, job.preset).preset.planner.samples != 8
+
+
+def test_eval_overrides_join_every_model_based_entrys_set(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0]["controllers"][1]["set"] = ["adapter.steps=2"]
+    suite = load_suite(_write(tmp_path, data), overrides=["planner.horizon=3"])
+    assert [e.set for e in suite.robots[0].controllers] == [["planner.horizon=3"], ["adapter.steps=2", "planner.horizon=3"]]
+
+
+@pytest.mark.parametrize("item, words", [
+    ("planner.sample=8", "'MB+DE': planner.sample: unknown key; allowed keys: kind, horizon, samples"),
+    ("planner.elites=500", "elites"),
+    ("training.iterations=3", "training.iterations: a trained controller can change only adapter and planner"),
+    ("adapter.context_gate", "expected SECTION.KEY=VALUE"),
+])
+def test_a_bad_set_is_refused_at_suite_load(tmp_path: Path, tiny_cartpole_checkpoint, item: str, words: str) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0]["controllers"][1]["set"] = [item]
+    with pytest.raises(ConfigError) as err:
+        load_suite(_write(tmp_path, data))
+    assert err.value.field == "robots[0].controllers[1].set" and words in str(err.value)
+
+
+def test_set_on_a_baseline_checkpoint_is_refused(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    pearl = tmp_path / "pearl.pt"  # only the metadata is read: the .yaml twin save_checkpoint writes
+    pearl.write_bytes(b"")
+    pearl.with_suffix(".yaml").write_text(yaml.safe_dump({"robot": "cartpole", "preset": {"kind": "pearl"}}))
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0]["controllers"].append({"label": "PEARL", "checkpoint": str(pearl), "set": ["planner.samples=8"]})
+    with pytest.raises(ConfigError, match="'PEARL' is a model-free baseline"):
+        load_suite(_write(tmp_path, data))
+    data["robots"][0]["controllers"][-1]["set"] = []  # eval --set leaves it out
+    suite = load_suite(_write(tmp_path, data), overrides=["planner.horizon=3"])
+    assert [e.set for e in suite.robots[0].controllers] == [["planner.horizon=3"], ["planner.horizon=3"], []]
+
+
+def test_a_baseline_that_is_no_label_is_refused_listing_the_labels(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_suite(_write(tmp_path, _suite(str(tiny_cartpole_checkpoint), baseline="MBX")))
+    assert err.value.field == "baseline" and "'MBX' is not a controller label of this suite; allowed: MB, MB+DE" \
+        in str(err.value)
+
+
+def test_a_checkpoint_of_another_robot_is_refused_at_suite_load(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0].update(robot="half_cheetah", scenarios=["nominal"])
+    with pytest.raises(ConfigError) as err:
+        load_suite(_write(tmp_path, data))
+    message = str(err.value)
+    assert err.value.field == "robots[0].controllers[0].checkpoint"
+    for words in ("'MB'", str(tiny_cartpole_checkpoint), "trained on robot 'cartpole'", "robot is 'half_cheetah'"):
+        assert words in message

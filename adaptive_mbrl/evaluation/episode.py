@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,22 +19,32 @@ from adaptive_mbrl.evaluation.suite import EpisodeJob
 
 
 def load_controller(checkpoint: str | Path, preset: str | None = None, device: str | None = None,
-                    seed: int | None = None, backend: str | None = None) -> Any:
+                    seed: int | None = None, backend: str | None = None, overrides: Sequence[str] = ()) -> Any:
     """The controller for any checkpoint of this project: model-based (MB, MB+DE, GrBAL, ReBAL) or a
     model-free baseline (PEARL, RL²). All have ``reset() / act(obs) / observe(obs, action, next_obs)``.
 
-    ``preset`` (model-based only) runs the trained network with another preset's adapter and planner.
+    ``preset`` (model-based only) runs the trained network with another preset's adapter and planner;
+    ``overrides`` (model-based only) then changes ``adapter.*`` / ``planner.*`` settings of it (or of the
+    trained preset), e.g. ``["adapter.context_gate=true"]``.
     """
     from adaptive_mbrl.training.checkpoint import load_checkpoint
 
-    kind = load_checkpoint(checkpoint)["preset"].get("kind")
+    trained = load_checkpoint(checkpoint)["preset"]
+    kind = trained.get("kind")
     if kind in ("pearl", "rl2"):
-        if preset is not None:
-            raise ValueError(f"checkpoint {str(checkpoint)!r} is a {kind} policy; a controller preset "
-                             f"({preset!r}) applies to model-based checkpoints only")
+        if preset is not None or overrides:
+            what = f"a controller preset ({preset!r})" if preset is not None else f"--set / set: ({list(overrides)})"
+            raise ValueError(f"checkpoint {str(checkpoint)!r} is a {kind} policy; {what} applies to model-based "
+                             "checkpoints only")
         from adaptive_mbrl.baselines import PolicyController
         return PolicyController.from_checkpoint(checkpoint, device=device, seed=seed, backend=backend)
     from adaptive_mbrl.control import AdaptiveController
+    if overrides:
+        from adaptive_mbrl.config import from_dict
+        from adaptive_mbrl.presets import ControllerPreset, load_preset, with_run_overrides
+        base = (load_preset(preset) if preset is not None
+                else from_dict(ControllerPreset, trained, source=str(checkpoint), path="preset"))
+        preset = with_run_overrides(base, list(overrides))
     return AdaptiveController.from_checkpoint(checkpoint, preset=preset, device=device, seed=seed, backend=backend)
 
 
@@ -105,7 +115,8 @@ def run_job(job: EpisodeJob, device: str | None = None) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same arithmetic in every worker: results independent of the executor
     try:
-        controller = load_controller(job.checkpoint, job.preset, device=device, seed=job.seed, backend=job.backend)
+        controller = load_controller(job.checkpoint, job.preset, device=device, seed=job.seed, backend=job.backend,
+                                     overrides=job.overrides)
         record = run_episode(controller, job.robot, job.scenario, job.env_seed, job.backend,
                              episode_steps=job.episode_steps)
     finally:

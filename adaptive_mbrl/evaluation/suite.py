@@ -15,6 +15,7 @@ A suite file ``sim_configs/suites/<name>.yaml``::
         controllers:
           - {label: MB, checkpoint: "shipped:half_cheetah/mb", preset: mb}
           - {label: MB+DE, checkpoint: "shipped:half_cheetah/mb", preset: mb_de}
+          - {label: ReBAL-gated, checkpoint: "shipped:half_cheetah/rebal", set: [adapter.context_gate=true]}
           - {label: PEARL, checkpoint: "shipped:half_cheetah/pearl", optional: true}
 
 A scenario is a shipped name or ``path/to/file.yaml:name`` of a scenario file of your own (see
@@ -22,7 +23,10 @@ A scenario is a shipped name or ``path/to/file.yaml:name`` of a scenario file of
 is ``shipped:<robot>/<name>`` (``controllers/checkpoints/<robot>/<name>.pt``, trained with
 ``adaptive-mbrl train``, see ``controllers/checkpoints/README.md``) or a file path, in which ``{seed}``
 is replaced by each seed. ``preset`` (optional) runs the trained network with another preset's adapter
-and planner (e.g. an MB model as MB+DE). An ``optional`` controller whose checkpoint is missing is skipped
+and planner (e.g. an MB model as MB+DE); ``set`` (optional) then changes ``adapter.*`` / ``planner.*``
+settings of it, as ``adaptive-mbrl run --set`` does. ``baseline`` must be one of the labels, and a
+checkpoint must have been trained on its block's robot (both checked when the suite loads, as are the
+``set`` settings against the checkpoint's preset). An ``optional`` controller whose checkpoint is missing is skipped
 (and listed in the report); a missing required one is an error before anything runs.
 
 Episode ``i`` of every (controller, seed) uses environment seed ``episode_seed + i``, so all methods face
@@ -44,12 +48,14 @@ SHIPPED = "shipped:"
 
 @dataclass
 class ControllerEntry:
-    """One method in a suite: a label, a checkpoint and optionally another preset to run it with."""
+    """One method in a suite: a label, a checkpoint, optionally another preset to run it with and run-time
+    settings (``set``: ``SECTION.KEY=VALUE`` of the adapter or planner, e.g. ``adapter.context_gate=true``)."""
 
     label: str
     checkpoint: str
     preset: str | None = None
     optional: bool = False
+    set: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.label.strip():
@@ -115,11 +121,14 @@ class EpisodeJob:
     episode: int
     env_seed: int
     episode_steps: int | None
+    overrides: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
-        """Unique id inside a suite; finished keys are skipped on resume."""
-        return f"{self.robot}/{self.backend}/{self.scenario}/{self.label}/s{self.seed}/e{self.episode}"
+        """Unique id inside a suite; finished keys are skipped on resume. Run-time settings (``set``) are part
+        of it, so an episode played with other settings is never taken for this one."""
+        key = f"{self.robot}/{self.backend}/{self.scenario}/{self.label}/s{self.seed}/e{self.episode}"
+        return key + (f"|set={','.join(self.overrides)}" if self.overrides else "")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -134,8 +143,10 @@ def list_suites() -> list[str]:
     return sorted(p.stem for p in suites_dir().glob("*.yaml"))
 
 
-def load_suite(suite: str | Path) -> SuiteConfig:
-    """A shipped suite by name or a suite YAML by path, validated (robots, scenarios, presets exist)."""
+def load_suite(suite: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SuiteConfig:
+    """A shipped suite by name or a suite YAML by path, validated (robots, scenarios, presets exist, the
+    baseline is a label, checkpoints fit their robot, ``set`` settings apply). ``overrides`` (``eval
+    --set``) are added to the ``set`` of every model-based controller."""
     path = Path(suite)
     if path.suffix not in (".yaml", ".yml"):
         names = list_suites()
@@ -143,6 +154,9 @@ def load_suite(suite: str | Path) -> SuiteConfig:
             raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(names)} or a path to a suite .yaml")
         path = suites_dir() / f"{suite}.yaml"
     config = load_yaml(SuiteConfig, path)
+    if overrides:
+        from adaptive_mbrl.evaluation.entries import add_run_overrides
+        add_run_overrides(config, list(overrides))
     validate_suite(config, str(path))
     return config
 
@@ -151,9 +165,10 @@ def validate_suite(config: SuiteConfig, source: str) -> None:
     """Check names against what exists; raises ConfigError naming the field and the allowed values."""
     import adaptive_mbrl as am
     from adaptive_mbrl.envs.scenarios import resolve_scenario
+    from adaptive_mbrl.evaluation.entries import validate_entries
     from adaptive_mbrl.presets import list_presets
 
-    robots, presets = am.list_robots(), list_presets()
+    robots, presets = am.list_robots(), list_presets() + list_presets("reference")
     for i, block in enumerate(config.robots):
         where = f"robots[{i}]"
         if block.robot not in robots:
@@ -168,6 +183,7 @@ def validate_suite(config: SuiteConfig, source: str) -> None:
             if entry.preset is not None and entry.preset not in presets and not entry.preset.endswith((".yaml", ".yml")):
                 raise ConfigError(source, f"{where}.controllers[{j}].preset",
                                   f"unknown preset {entry.preset!r}; allowed: {', '.join(presets)} or a .yaml path")
+    validate_entries(config, source)
 
 
 def resolve_checkpoint(spec: str, seed: int) -> Path:
@@ -191,16 +207,16 @@ def expand_jobs(config: SuiteConfig) -> tuple[list[EpisodeJob], list[str]]:
             for seed in config.seeds:
                 checkpoint = resolve_checkpoint(entry.checkpoint, seed)
                 if not checkpoint.is_file():
-                    message = (f"{block.robot}/{entry.label} seed {seed}: checkpoint {str(checkpoint)!r} "
-                               f"(from {entry.checkpoint!r}) does not exist")
                     if entry.optional:
-                        skipped.append(message)
+                        skipped.append(f"skipped optional {entry.label} seed {seed} ({block.robot}): no checkpoint "
+                                       f"at {str(checkpoint)!r} (from {entry.checkpoint!r})")
                         continue
-                    raise FileNotFoundError(message + "; train it with `adaptive-mbrl train` or mark the "
-                                            "controller optional: true")
+                    raise FileNotFoundError(f"{block.robot}/{entry.label} seed {seed}: checkpoint {str(checkpoint)!r} "
+                                            f"(from {entry.checkpoint!r}) does not exist; train it with `adaptive-mbrl "
+                                            "train` or mark the controller optional: true")
                 for scenario in block.scenarios:
                     for episode in range(config.episodes):
                         jobs.append(EpisodeJob(block.robot, block.backend, scenario, entry.label, str(checkpoint),
                                                entry.preset, seed, episode, config.episode_seed + episode,
-                                               config.episode_steps))
+                                               config.episode_steps, tuple(entry.set)))
     return jobs, skipped
