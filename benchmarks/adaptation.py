@@ -57,15 +57,10 @@ class Method(NamedTuple):
 
 # Outside the default set: GrBAL-prior (ablation), the GrBAL-trained prior run without adaptation;
 # GrBAL-guarded / ReBAL-gated, the GrBAL / ReBAL checkpoints run with their run-time safeguards
-# (controllers/grbal_guarded.yaml: backtracking; controllers/rebal_gated.yaml: the context gate);
-# ReBAL-avg / GrBAL-avg, meta-trained with a moving average of their weights (controllers/rebal_avg.yaml,
-# grbal_avg.yaml), and *-avg-last, the same run's last iterate (the ablation of the average on the same data).
+# (controllers/grbal_guarded.yaml: backtracking; controllers/rebal_gated.yaml: the context gate).
 METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Method("grbal", "grbal"),
            "ReBAL": Method("rebal", "rebal"), "GrBAL-prior": Method("grbal", "mb"),
-           "GrBAL-guarded": Method("grbal", "grbal_guarded"), "ReBAL-gated": Method("rebal", "rebal_gated"),
-           "ReBAL-avg": Method("rebal_avg", "rebal"), "ReBAL-avg-last": Method("rebal_avg", "rebal", "model_last.pt"),
-           "ReBAL-avg-gated": Method("rebal_avg", "rebal_gated"), "GrBAL-avg": Method("grbal_avg", "grbal"),
-           "GrBAL-avg-last": Method("grbal_avg", "grbal", "model_last.pt")}
+           "GrBAL-guarded": Method("grbal", "grbal_guarded"), "ReBAL-gated": Method("rebal", "rebal_gated")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 
 

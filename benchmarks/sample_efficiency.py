@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from adaptive_mbrl.evaluation import EpisodeJob, LocalExecutor
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
 
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal"}
 BASELINES = {"PEARL": "pearl", "RL2": "rl2"}

@@ -33,7 +33,7 @@ def test_errors_name_the_bad_value_and_the_allowed_ones(capsys) -> None:
 
 
 def test_train_applies_set_overrides_to_the_trained_preset(tmp_path: Path, capsys) -> None:
-    from adaptive_mbrl.training.checkpoint import load_checkpoint
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
     out = tmp_path / "run"
     assert main(["train", "--controller", "mb", "--robot", "cartpole", "--out", str(out), "--quiet",

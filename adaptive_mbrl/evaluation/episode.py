@@ -25,7 +25,7 @@ def load_controller(checkpoint: str | Path, preset: str | None = None, device: s
 
     ``preset`` (model-based only) runs the trained network with another preset's adapter and planner.
     """
-    from adaptive_mbrl.training.checkpoint import load_checkpoint
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
     kind = load_checkpoint(checkpoint)["preset"].get("kind")
     if kind in ("pearl", "rl2"):
