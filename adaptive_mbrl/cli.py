@@ -170,7 +170,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from adaptive_mbrl.control import AdaptiveController
     from adaptive_mbrl.evaluation import run_episode
     from adaptive_mbrl.presets import load_preset
-    from adaptive_mbrl.training.train_model import RunSettings, train_model
+    from adaptive_mbrl.storage.runs import RunSettings
+    from adaptive_mbrl.training.train_model import train_model
 
     out = Path(args.out)
     print(f"training the quickstart model on cartpole (nominal) in {out} ...")
