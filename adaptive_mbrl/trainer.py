@@ -32,8 +32,9 @@ def load_training_preset(name: str | Path, iterations: int | None = None,
     ``overrides`` applied (model-based presets only: a baseline refuses them)."""
     if is_baseline_preset(str(name)):
         if overrides:
-            raise ValueError(f"--set applies to model-based presets (mb, grbal, rebal, ...), not to the baseline "
-                             f"{str(name)!r}")
+            raise ValueError(f"settings {', '.join(overrides)} (--set, --random-steps, --steps-per-iteration, "
+                             f"--parallel-envs) apply to model-based presets (mb, grbal, rebal, ...), not to the "
+                             f"baseline {str(name)!r}; edit a copy of the baseline's YAML instead")
         preset = load_baseline_preset(name)
         if iterations is not None:
             preset.training.iterations = iterations
