@@ -103,46 +103,23 @@ TRAINING_FLAGS = ("iterations", "random_steps", "steps_per_iteration", "parallel
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from adaptive_mbrl.baselines import is_baseline_preset
-    from adaptive_mbrl.presets import load_preset, with_overrides
-    from adaptive_mbrl.training.train_model import RunSettings, train_model
+    from adaptive_mbrl.storage.runs import RunSettings
+    from adaptive_mbrl.trainer import load_training_preset, train
 
-    if is_baseline_preset(args.controller):  # PEARL / RL² (controllers/baselines/)
-        return _train_baseline(args)
-    flags = [f"training.{key}={getattr(args, key)}" for key in TRAINING_FLAGS if getattr(args, key) is not None]
-    preset = with_overrides(load_preset(args.controller), flags + args.overrides)  # validated like the YAML
+    flags = [f"training.{key}={getattr(args, key)}" for key in TRAINING_FLAGS[1:] if getattr(args, key) is not None]
+    preset = load_training_preset(args.controller, args.iterations, flags + args.overrides)
+    settings = RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device)  # checks the seed
     out = Path(args.out or f"runs/{preset.name}_{args.robot}_{scenario_slug(args.scenario)}_s{args.seed}")
     start = time.perf_counter()
-    trainer = train_model
-    if preset.adapter.kind in ("grbal", "rebal"):  # meta-learned adapters: meta-training instead of fitting
-        from adaptive_mbrl.training.meta_train import meta_train as trainer
-    checkpoint = trainer(preset, RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device),
-                         out, resume=args.resume, progress=None if not args.quiet else False)
-    print(f"trained {preset.name} on {args.robot}/{args.scenario} in {time.perf_counter() - start:.0f} s: {checkpoint}")
-    return 0
-
-
-def _train_baseline(args: argparse.Namespace) -> int:
-    from adaptive_mbrl.baselines import load_baseline_preset, train_baseline
-    from adaptive_mbrl.training.train_model import RunSettings
-
-    preset = load_baseline_preset(args.controller)
-    if args.overrides:
-        raise SystemExit(f"adaptive-mbrl train: --set applies to model-based presets (mb, grbal, rebal, ...), "
-                         f"not to the baseline {args.controller!r}")
-    if args.iterations is not None:
-        preset.training.iterations = args.iterations
-    out = Path(args.out or f"runs/{preset.name}_{args.robot}_{scenario_slug(args.scenario)}_s{args.seed}")
-    start = time.perf_counter()
-    checkpoint = train_baseline(preset, RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device),
-                                out, resume=args.resume, progress=None if not args.quiet else False)
+    checkpoint = train(preset, settings, out, resume=args.resume, overwrite=args.overwrite,
+                       progress=None if not args.quiet else False)
     print(f"trained {preset.name} on {args.robot}/{args.scenario} in {time.perf_counter() - start:.0f} s: {checkpoint}")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from adaptive_mbrl.evaluation import load_controller, run_episode
-    from adaptive_mbrl.training.checkpoint import load_checkpoint
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
     if args.video:  # before anything imports mujoco: it picks an offscreen GL backend on headless machines
         from adaptive_mbrl.rendering import record_episode
@@ -253,7 +230,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from adaptive_mbrl.control import AdaptiveController
     from adaptive_mbrl.evaluation import run_episode
     from adaptive_mbrl.presets import load_preset
-    from adaptive_mbrl.training.train_model import RunSettings, train_model
+    from adaptive_mbrl.storage.runs import RunSettings
+    from adaptive_mbrl.training.train_model import train_model
 
     out = Path(args.out)
     print(f"training the quickstart model on cartpole (nominal) in {out} ...")
@@ -302,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to list (default: all)")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("train", help="train a dynamics model (MB / MB+DE) or meta-train one (GrBAL / ReBAL)")
+    p = sub.add_parser("train", help="train a dynamics model (MB / MB+DE), meta-train one (GrBAL / ReBAL), or "
+                       "train a baseline (PEARL / RL²)")
     p.add_argument("--controller", required=True, help="preset name (adaptive-mbrl list controllers) or .yaml path")
     p.add_argument("--robot", required=True, help="robot name (adaptive-mbrl list robots)")
     p.add_argument("--scenario", default="nominal", help="training scenario, e.g. crippled_joint_train")
@@ -310,7 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the run (data collection, networks)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--out", help="run folder (default runs/<preset>_<robot>_<scenario>_s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round")
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round")
+    runs.add_argument("--overwrite", action="store_true",
+                      help="delete the run already in --out and train a new one (without --resume or --overwrite, "
+                      "an --out folder that holds a run is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     for key in TRAINING_FLAGS:
         p.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"override the preset's training.{key}")

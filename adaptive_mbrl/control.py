@@ -21,13 +21,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from adaptive_mbrl.adaptation.base import Adapter, make_adapter
+from adaptive_mbrl.adaptation.base import Adapter
+from adaptive_mbrl.adaptation.registry import make_adapter
 from adaptive_mbrl.config import from_dict, to_dict
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.models.state import load_model_state
 from adaptive_mbrl.planning import TrajectoryScorer, make_planner
 from adaptive_mbrl.presets import ControllerPreset, load_preset
-from adaptive_mbrl.training.checkpoint import check_actuation, load_checkpoint
+from adaptive_mbrl.envs.robot_spec import load_robot
+from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class AdaptiveController:
         ``robot`` (if given) must match the checkpoint's.
         """
         payload = load_checkpoint(checkpoint, device)
-        check_actuation(payload, checkpoint)
+        check_actuation(payload, checkpoint, load_robot(payload["robot"]).actuation.mode)
         if robot is not None and robot != payload["robot"]:
             raise ValueError(f"checkpoint {str(checkpoint)!r} was trained on robot {payload['robot']!r}, "
                              f"not {robot!r}")

@@ -21,7 +21,7 @@ from adaptive_mbrl.config import ConfigError, bounded, from_dict, load_yaml, to_
 from adaptive_mbrl.models.dynamics import ModelConfig
 from adaptive_mbrl.paths import controllers_dir
 from adaptive_mbrl.planning import PlannerConfig
-from adaptive_mbrl.training.checkpoint import atomic_write_yaml
+from adaptive_mbrl.storage.atomic import atomic_write_yaml
 from adaptive_mbrl.baseline_presets import KINDS as BASELINE_KINDS
 from adaptive_mbrl.baseline_presets import BaselinePreset, baseline_from_dict
 from adaptive_mbrl.preset_files import preset_path, read_preset_data, shipped_presets
@@ -68,10 +68,6 @@ class MetaConfig:
         prior_weight: GrBAL: add this times the unadapted prior's loss on all M + K transitions of each
             segment to the meta-loss, so the prior is also a good model on its own (an episode's first
             steps have no window to adapt from) and every transition trains it, not only the K future ones.
-        average_decay: d > 0 keeps an exponential moving average of the meta-trained weights (prior,
-            normalisers, adapter's learned parts), ``avg <- d avg + (1 - d) current`` after every
-            meta-update; the average collects the data and is the checkpoint (``model.pt``), the last
-            iterate is kept as ``model_last.pt`` (:mod:`adaptive_mbrl.training.weight_average`). 0 = off.
     """
 
     future: int = bounded(16, lo=1)
@@ -82,7 +78,6 @@ class MetaConfig:
     updates_per_iteration: int = bounded(300, lo=0)
     grad_clip: float = bounded(10.0, lo=0.0)
     prior_weight: float = bounded(0.0, lo=0.0)
-    average_decay: float = bounded(0.0, lo=0.0, hi=1.0, hi_open=True)
 
 
 @dataclass

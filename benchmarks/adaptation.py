@@ -43,8 +43,9 @@ from adaptive_mbrl.envs import get_scenario
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.presets import load_preset, save_preset, with_overrides
-from adaptive_mbrl.training.meta_train import meta_train
-from adaptive_mbrl.training.train_model import RunSettings, train_model
+from adaptive_mbrl.storage.runs import RunSettings
+from adaptive_mbrl.trainer import load_training_preset
+from adaptive_mbrl.trainer import train as train_preset
 
 
 class Method(NamedTuple):
@@ -58,18 +59,12 @@ class Method(NamedTuple):
 
 # Outside the default set: GrBAL-prior (ablation), the GrBAL-trained prior run without adaptation;
 # GrBAL-guarded / ReBAL-gated, the GrBAL / ReBAL checkpoints run with their run-time safeguards
-# (adapter.backtracking=6; adapter.context_gate=true);
-# ReBAL-avg / GrBAL-avg, meta-trained with a moving average of their weights (controllers/rebal_avg.yaml,
-# grbal_avg.yaml), and *-avg-last, the same run's last iterate (the ablation of the average on the same data).
+# (adapter.backtracking=6; adapter.context_gate=true).
 BACKTRACKING, CONTEXT_GATE = "adapter.backtracking=6", "adapter.context_gate=true"
 METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Method("grbal", "grbal"),
            "ReBAL": Method("rebal", "rebal"), "GrBAL-prior": Method("grbal", "mb"),
            "GrBAL-guarded": Method("grbal", "grbal", overrides=(BACKTRACKING,)),
-           "ReBAL-gated": Method("rebal", "rebal", overrides=(CONTEXT_GATE,)),
-           "ReBAL-avg": Method("rebal_avg", "rebal"), "ReBAL-avg-last": Method("rebal_avg", "rebal", "model_last.pt"),
-           "ReBAL-avg-gated": Method("rebal_avg", "rebal", overrides=(CONTEXT_GATE,)),
-           "GrBAL-avg": Method("grbal_avg", "grbal"),
-           "GrBAL-avg-last": Method("grbal_avg", "grbal", "model_last.pt")}
+           "ReBAL-gated": Method("rebal", "rebal", overrides=(CONTEXT_GATE,))}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 
 
@@ -98,12 +93,9 @@ def train(robot: str, scenario: str, preset_name: str, seed: int, iterations: in
     """Train (or finish training) one preset; returns its checkpoint. ``iterations`` and ``overrides``
     (``SECTION.KEY=VALUE``) change the preset's training the same way for every method, so the data
     budgets stay equal."""
-    rounds = [f"training.iterations={iterations}"] if iterations is not None else []
-    preset = with_overrides(load_preset(preset_name), rounds + (overrides or []))
-    trainer = meta_train if preset.adapter.kind in ("grbal", "rebal") else train_model
+    preset = load_training_preset(preset_name, iterations, overrides or [])
     folder = run_dir(robot, scenario, preset_name, seed, tag)
-    return trainer(preset, RunSettings(robot, scenario, backend=backend, seed=seed), folder,
-                   resume=(folder / "progress.json").exists())
+    return train_preset(preset, RunSettings(robot, scenario, backend=backend, seed=seed), folder, resume=True)
 
 
 def evaluate(jobs: list[EpisodeJob], workers: int, cache_path: Path) -> dict[str, dict]:

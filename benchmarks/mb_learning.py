@@ -23,7 +23,8 @@ import torch
 from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import AdaptiveController
 from adaptive_mbrl.presets import load_preset
-from adaptive_mbrl.training.train_model import RunSettings, train_model
+from adaptive_mbrl.storage.runs import RunSettings
+from adaptive_mbrl.training.train_model import train_model
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from adaptive_mbrl.evaluation import EpisodeJob, LocalExecutor
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
 
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal"}
 BASELINES = {"PEARL": "pearl", "RL2": "rl2"}
@@ -40,21 +40,9 @@ def run_dir(robot: str, scenario: str, method: str, seed: int) -> Path:
 
 def _train(method: str, robot: str, scenario: str, seed: int, iterations: int, folder: Path) -> None:
     """Train (or extend) ``method``'s run in ``folder`` to ``iterations`` rounds."""
-    settings = RunSettings(robot, scenario, seed=seed)
-    resume = (folder / "progress.json").exists()
-    if method in BASELINES:
-        from adaptive_mbrl.baselines import load_baseline_preset, train_baseline
-        preset = load_baseline_preset(BASELINES[method])
-        preset.training.iterations = iterations
-        train_baseline(preset, settings, folder, resume=resume, progress=False)
-        return
-    from adaptive_mbrl.presets import load_preset
-    from adaptive_mbrl.training.meta_train import meta_train
-    from adaptive_mbrl.training.train_model import train_model
-    preset = load_preset(MODEL_BASED[method])
-    preset.training.iterations = iterations
-    trainer = meta_train if preset.adapter.kind in ("grbal", "rebal") else train_model
-    trainer(preset, settings, folder, resume=resume, progress=False)
+    from adaptive_mbrl.trainer import load_training_preset, train
+    preset = load_training_preset({**MODEL_BASED, **BASELINES}[method], iterations)
+    train(preset, RunSettings(robot, scenario, seed=seed), folder, resume=True, progress=False)
 
 
 def _progress(folder: Path) -> dict | None:

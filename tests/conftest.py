@@ -23,7 +23,7 @@ def tiny_cartpole_checkpoint(tmp_path_factory: pytest.TempPathFactory):
     from adaptive_mbrl.config import from_dict, to_dict
     from adaptive_mbrl.models.dynamics import DynamicsModel
     from adaptive_mbrl.presets import ControllerPreset
-    from adaptive_mbrl.training.checkpoint import save_checkpoint
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
 
     preset = from_dict(ControllerPreset, {
         "name": "tiny_mb", "model": {"hidden_sizes": [16]}, "adapter": {"kind": "none", "window": 4},

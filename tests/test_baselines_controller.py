@@ -16,7 +16,7 @@ from adaptive_mbrl.baselines.presets import (PEARLPreset, PEARLTraining, RL2Pres
                                              list_baseline_presets, load_baseline_preset)
 from adaptive_mbrl.baselines.train_pearl import train_pearl
 from adaptive_mbrl.config import ConfigError
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
 
 
 def test_shipped_baseline_presets_load_with_the_reference_settings() -> None:

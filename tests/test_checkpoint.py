@@ -11,7 +11,7 @@ import yaml
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.models.dynamics import DynamicsModel, ModelConfig
 from adaptive_mbrl.presets import load_preset
-from adaptive_mbrl.training.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from adaptive_mbrl.storage.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 
 
 def _model(seed: int = 0) -> DynamicsModel:
@@ -114,7 +114,7 @@ def test_a_model_trained_on_other_actions_is_refused(tmp_path: Path) -> None:
     # The A1 takes PD joint targets now; a checkpoint from its torque-controlled days has the same sizes but
     # its actions meant torques. Files written before the field existed count as torque.
     from adaptive_mbrl.control import AdaptiveController
-    from adaptive_mbrl.training.checkpoint import check_actuation
+    from adaptive_mbrl.storage.checkpoint import check_actuation
     preset = to_dict(load_preset("mb"))
     model = DynamicsModel(35, 12, ModelConfig(hidden_sizes=[8]))
     old = save_checkpoint(tmp_path / "torque.pt", robot="a1", obs_dim=35, action_dim=12, preset=preset,
@@ -126,5 +126,7 @@ def test_a_model_trained_on_other_actions_is_refused(tmp_path: Path) -> None:
         AdaptiveController.from_checkpoint(old, backend="pybullet")
     new = save_checkpoint(tmp_path / "pd.pt", robot="a1", obs_dim=35, action_dim=12, preset=preset,
                           model_state=model.state_dict(), actuation="pd_target")
-    check_actuation(load_checkpoint(new), new)               # matches the robot file: no error
+    check_actuation(load_checkpoint(new), new, "pd_target")  # matches the robot file: no error
+    with pytest.raises(ValueError, match="trained with actuation 'pd_target'.*actuation.mode 'torque'"):
+        check_actuation(load_checkpoint(new), new, "torque")
     assert yaml.safe_load(new.with_suffix(".yaml").read_text())["actuation"] == "pd_target"

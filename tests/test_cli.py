@@ -38,7 +38,7 @@ def test_errors_name_the_bad_value_and_the_allowed_ones(capsys) -> None:
 
 
 def test_train_applies_set_overrides_to_the_trained_preset(tmp_path: Path, capsys) -> None:
-    from adaptive_mbrl.training.checkpoint import load_checkpoint
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
     out = tmp_path / "run"
     assert main(["train", "--controller", "mb", "--robot", "cartpole", "--out", str(out), "--quiet",
@@ -167,3 +167,56 @@ def test_eval_notes_skipped_optional_controllers_and_refuses_results_of_other_se
                  "--set", "planner.samples=8", "planner.elites=2"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "run_small" / "episodes.jsonl").read_text().splitlines()]
     assert [r["overrides"] for r in rows] == [["planner.samples=8", "planner.elites=2"]]
+
+
+TINY_MB = ["train", "--controller", "mb", "--robot", "cartpole", "--quiet", "--iterations", "0",
+           "--random-steps", "200", "--set", "model.hidden_sizes=[8]", "training.first_epochs=1"]
+
+
+def test_train_refuses_an_existing_run_and_names_the_ways_on(tmp_path: Path, capsys) -> None:
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    assert main([*TINY_MB, "--out", str(out)]) == 0
+    finished = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*TINY_MB, "--out", str(out), "--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "another --out" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == finished, "the refused run changed the folder"
+
+    assert main([*TINY_MB, "--out", str(out), "--resume"]) == 0  # nothing left to do: the run stays
+    assert load_checkpoint(out / "model.pt")["meta"]["seed"] == 0
+
+    (out / "stale.txt").write_text("from the old run")
+    assert main([*TINY_MB, "--out", str(out), "--seed", "3", "--overwrite"]) == 0
+    assert load_checkpoint(out / "model.pt")["meta"]["seed"] == 3
+    assert not (out / "stale.txt").exists()
+
+
+def test_train_progress_json_is_strict_json(tmp_path: Path) -> None:
+    """200 random steps finish no 500-step cart-pole episode: the mean return is NaN in memory, null on disk."""
+    import json
+
+    out = tmp_path / "run"
+    assert main([*TINY_MB, "--out", str(out)]) == 0
+
+    def refuse(name: str):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    progress = json.loads((out / "progress.json").read_text(), parse_constant=refuse)
+    assert progress["history"][0]["mean_return"] is None
+
+
+def test_train_refuses_a_negative_seed_before_creating_the_folder(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main([*TINY_MB, "--out", str(out), "--seed", "-1"]) == 2
+    assert "seed: must be an integer >= 0" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_train_resume_and_overwrite_exclude_each_other(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main([*TINY_MB, "--out", str(tmp_path / "run"), "--resume", "--overwrite"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

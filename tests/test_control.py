@@ -16,7 +16,7 @@ from adaptive_mbrl.models.fitting import fit
 from adaptive_mbrl.models.state import ModelStateError
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training.buffer import TransitionBuffer
-from adaptive_mbrl.training.checkpoint import save_checkpoint
+from adaptive_mbrl.storage.checkpoint import save_checkpoint
 from adaptive_mbrl.training.collect import VectorCollector, random_policy
 
 WINDOW = 8

@@ -36,7 +36,7 @@ def test_jobs_are_reproducible_and_depend_on_their_seeds(tiny_cartpole_checkpoin
 def test_a_preset_for_a_policy_checkpoint_is_refused(tmp_path) -> None:
     from adaptive_mbrl.baselines.presets import load_baseline_preset
     from adaptive_mbrl.config import to_dict
-    from adaptive_mbrl.training.checkpoint import save_checkpoint
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
 
     path = save_checkpoint(tmp_path / "p.pt", robot="cartpole", obs_dim=5, action_dim=1,
                            preset=to_dict(load_baseline_preset("pearl")), model_state={})

@@ -16,7 +16,7 @@ from adaptive_mbrl.envs import JointDamage
 from adaptive_mbrl.envs.scenarios import Event, Task
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.presets import ControllerPreset
-from adaptive_mbrl.training.checkpoint import save_checkpoint
+from adaptive_mbrl.storage.checkpoint import save_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 STEPS = 5

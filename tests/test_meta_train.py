@@ -19,9 +19,9 @@ from adaptive_mbrl.control import AdaptiveController
 from adaptive_mbrl.control import RandomController
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training.buffer import TransitionBuffer
-from adaptive_mbrl.training.checkpoint import load_checkpoint
+from adaptive_mbrl.storage.checkpoint import load_checkpoint
 from adaptive_mbrl.training.meta_train import meta_train
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
 
 REPO = Path(__file__).resolve().parents[1]
 RANDOM_STEPS, ROUND_STEPS = 300, 60
@@ -77,7 +77,7 @@ torch.set_num_threads(1)
 from adaptive_mbrl.config import from_dict
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training import meta_train as mt
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
 real, calls = mt._updates, []
 def updates_then_hang(*args, **kwargs):
     calls.append(1)

@@ -118,3 +118,47 @@ def test_reward_counts_the_clipped_action() -> None:
     env.reset()
     _, reward, *_ = env.step(np.full(6, 3.0))
     assert reward == pytest.approx(env.sim.state()[1][0] - 0.1 * 6.0, abs=1e-12)
+
+
+ROBOT_BACKENDS = [pytest.param(robot, backend, marks=[pytest.mark.pybullet] if backend == "pybullet" else [])
+                  for robot in am.list_robots() for backend in am.load_robot(robot).models]
+
+
+@pytest.mark.parametrize(("robot", "backend"), ROBOT_BACKENDS)
+def test_model_sizes_from_the_files_equal_the_simulators(robot: str, backend: str) -> None:
+    from adaptive_mbrl.envs import make_simulator
+    from adaptive_mbrl.envs.objectives import model_sizes
+    spec = am.load_robot(robot)
+    sim = make_simulator(spec, backend)
+    try:
+        assert model_sizes(spec, backend) == (sim.nq, sim.nv)
+    finally:
+        sim.close()
+
+
+@pytest.mark.parametrize(("robot", "backend"), ROBOT_BACKENDS)
+def test_robot_objective_builds_no_simulator(robot: str, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a controller only needs the observation layout: no physics engine is started for it, and the
+    layout is the one the environment observes with."""
+    import adaptive_mbrl.envs.factory as factory
+    from adaptive_mbrl.envs.objectives import robot_objective
+    env = am.make(robot, backend=backend)
+    obs, _ = env.reset(seed=0)
+    state = tuple(a.copy() for a in env.sim.state())
+    env.close()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("robot_objective built a simulator")
+
+    monkeypatch.setattr(factory, "make_simulator", refuse)
+    for name in ("MujocoSimulator", "PybulletSimulator"):
+        module = f"adaptive_mbrl.envs.{'mujoco_sim' if name.startswith('M') else 'pybullet_sim'}"
+        monkeypatch.setattr(f"{module}.{name}.__init__", refuse)
+    objective = robot_objective(robot, backend)
+    assert objective.obs_dim(*_sizes(robot, backend)) == obs.shape[0]
+    np.testing.assert_allclose(objective.observe(*state), obs, rtol=1e-6, atol=1e-6)
+
+
+def _sizes(robot: str, backend: str) -> tuple[int, int]:
+    from adaptive_mbrl.envs.objectives import model_sizes
+    return model_sizes(am.load_robot(robot), backend)

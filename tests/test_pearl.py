@@ -14,7 +14,7 @@ from adaptive_mbrl.baselines.presets import PEARLPreset, PEARLTraining, SACConfi
 from adaptive_mbrl.baselines.train_pearl import train_pearl
 from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import RandomController
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
 
 
 def test_product_of_two_gaussians_by_hand() -> None:

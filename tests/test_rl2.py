@@ -17,7 +17,7 @@ from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
 from adaptive_mbrl.baselines.train_rl2 import collect_trials, train_rl2
 from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import RandomController
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
 
 
 def _policy(seed: int = 0) -> RL2Policy:

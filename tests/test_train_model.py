@@ -21,8 +21,9 @@ from adaptive_mbrl.control import AdaptiveController
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.training import train_model as tm
 from adaptive_mbrl.training.buffer import TransitionBuffer
-from adaptive_mbrl.training.checkpoint import load_checkpoint
-from adaptive_mbrl.training.train_model import RunSettings, train_model
+from adaptive_mbrl.storage.checkpoint import load_checkpoint
+from adaptive_mbrl.storage.runs import RunSettings
+from adaptive_mbrl.training.train_model import train_model
 
 REPO = Path(__file__).resolve().parents[1]
 RANDOM_STEPS, ROUND_STEPS = 300, 100

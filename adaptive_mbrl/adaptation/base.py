@@ -1,4 +1,4 @@
-"""The adapter interface and the registry of adapters.
+"""The adapter interface, its settings, and the adapter that does nothing (MB).
 
 An adapter owns the dynamics model a controller plans with. Every control step the controller hands it
 the last ``M`` transitions (:meth:`Adapter.adapt`); the adapter updates its adapted parameters or state,
@@ -7,13 +7,15 @@ and :meth:`Adapter.predict` is what the planner rolls out. :meth:`Adapter.reset`
 
 - ``none``: MB, no adaptation.
 - ``finetune``: MB+DE (dynamic evaluation), gradient steps on the last M transitions every step.
-- ``grbal`` / ``rebal``: meta-trained gradient / recurrent adaptation (registered by their modules).
+- ``grbal`` / ``rebal``: meta-trained gradient / recurrent adaptation.
+
+:mod:`adaptive_mbrl.adaptation.registry` maps each kind to its class and builds adapters.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -104,26 +106,6 @@ class NoAdaptation(Adapter):
 
     def predict(self, obs: Tensor, action: Tensor) -> Tensor:
         return self.model.predict(obs, action)
-
-
-ADAPTERS: dict[str, Callable[[DynamicsModel, AdapterConfig], Adapter]] = {"none": NoAdaptation}
-
-
-def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
-    """Build the adapter named by ``config.kind`` around ``model``."""
-    if config.kind not in ADAPTERS:
-        import adaptive_mbrl.adaptation.finetune  # noqa: F401  (these modules register themselves)
-        import adaptive_mbrl.adaptation.grbal  # noqa: F401
-        import adaptive_mbrl.adaptation.rebal  # noqa: F401
-    if config.kind not in ADAPTERS:
-        raise ValueError(f"adapter {config.kind!r} is not available; allowed: {', '.join(sorted(ADAPTERS))}")
-    if config.backtracking and config.kind != "grbal":
-        raise ValueError(f"adapter.backtracking applies to adapter.kind 'grbal' only (it shrinks GrBAL's inner "
-                         f"step), got kind {config.kind!r}")
-    if config.context_gate and config.kind != "rebal":
-        raise ValueError(f"adapter.context_gate applies to adapter.kind 'rebal' only (it gates a recurrent "
-                         f"context), got kind {config.kind!r}")
-    return ADAPTERS[config.kind](model, config)
 
 
 def window_loss(model: DynamicsModel, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:

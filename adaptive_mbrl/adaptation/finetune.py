@@ -6,7 +6,7 @@ import copy
 import torch
 from torch import Tensor
 
-from adaptive_mbrl.adaptation.base import ADAPTERS, Adapter, AdapterConfig
+from adaptive_mbrl.adaptation.base import Adapter, AdapterConfig
 from adaptive_mbrl.models.dynamics import DynamicsModel
 
 
@@ -45,5 +45,3 @@ class FinetuneAdapter(Adapter):
     def predict(self, obs: Tensor, action: Tensor) -> Tensor:
         return self.adapted.predict(obs, action)
 
-
-ADAPTERS["finetune"] = FinetuneAdapter

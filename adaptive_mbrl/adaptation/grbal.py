@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from adaptive_mbrl.adaptation.base import ADAPTERS, AdapterConfig
+from adaptive_mbrl.adaptation.base import AdapterConfig
 from adaptive_mbrl.adaptation.meta_adapter import MetaAdapter, StepFn
 from adaptive_mbrl.adaptation.meta_losses import (InnerLR, check_single_network, grbal_meta_loss, inner_update,
                                                   model_params)
@@ -137,5 +137,3 @@ class GrBALAdapter(MetaAdapter):
         batched = torch.func.vmap(one)
         return lambda obs, act: batched(stacked, obs, act)
 
-
-ADAPTERS["grbal"] = GrBALAdapter

@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from adaptive_mbrl.adaptation.base import ADAPTERS, AdapterConfig
+from adaptive_mbrl.adaptation.base import AdapterConfig
 from adaptive_mbrl.adaptation.meta_adapter import MetaAdapter, StepFn
 from adaptive_mbrl.adaptation.meta_losses import random_window_mask, rebal_meta_loss
 from adaptive_mbrl.models.dynamics import DynamicsModel
@@ -138,5 +138,3 @@ class ReBALAdapter(MetaAdapter):
 
         return step
 
-
-ADAPTERS["rebal"] = ReBALAdapter

@@ -27,7 +27,8 @@ from adaptive_mbrl.baselines.pearl import PEARLAgent, make_context
 from adaptive_mbrl.baselines.presets import PEARLPreset, baseline_from_dict
 from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
 from adaptive_mbrl.config import to_dict
-from adaptive_mbrl.training.checkpoint import check_actuation, load_checkpoint
+from adaptive_mbrl.envs.robot_spec import load_robot
+from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint
 
 RewardFn = Callable[[Any, Any, Any], Any]
 
@@ -54,7 +55,7 @@ class PolicyController:
         ``options`` go to the controller (PEARL: ``adapt_within_episode``, ``context_window``, ``sample_z``).
         """
         payload = load_checkpoint(checkpoint, device)
-        check_actuation(payload, checkpoint)
+        check_actuation(payload, checkpoint, load_robot(payload["robot"]).actuation.mode)
         preset = baseline_from_dict(payload["preset"], source=str(checkpoint), path="preset")
         from adaptive_mbrl.envs.objectives import robot_objective
         reward_fn = robot_objective(payload["robot"], backend).reward

@@ -1,51 +1,34 @@
 """Run folders of the baselines, laid out like the model-based ones.
 
 ``config.yaml`` (preset + run settings), ``model.pt`` (+ ``model.yaml``; the latest weights, written by
-:func:`~adaptive_mbrl.training.checkpoint.save_checkpoint`), ``trainer_state.pt`` (optimizers, RNG
+:func:`~adaptive_mbrl.storage.checkpoint.save_checkpoint`), ``trainer_state.pt`` (optimizers, RNG
 states, replay data: what resuming needs), ``progress.json`` and ``metrics.csv``. Every file is written
 atomically after every iteration, progress last, so progress only ever points at files already on disk.
+Opening, resuming and refusing a folder is :func:`~adaptive_mbrl.storage.runs.open_run_folder`'s job.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from adaptive_mbrl.baselines.presets import BaselinePreset, baseline_from_dict
 from adaptive_mbrl.config import to_dict
-from adaptive_mbrl.training.checkpoint import atomic_write, atomic_write_yaml
-from adaptive_mbrl.training.train_model import write_progress  # noqa: F401  (re-exported for the baselines)
+from adaptive_mbrl.storage.atomic import atomic_write
+from adaptive_mbrl.storage.runs import RunSettings, open_run_folder, run_config
 
 
-def run_config(preset: BaselinePreset, settings: Any) -> dict[str, Any]:
-    """Plain-data config of a run (preset and :class:`~adaptive_mbrl.training.train_model.RunSettings`)."""
-    return yaml.safe_load(yaml.safe_dump({"preset": to_dict(preset), "run": to_dict(settings)}))
+def open_run(run_dir: Path, preset: BaselinePreset, settings: RunSettings, resume: bool,
+             overwrite: bool = False) -> dict[str, Any] | None:
+    """Start, resume or replace the baseline run in ``run_dir``; returns the saved progress document when
+    resuming (None for a fresh run). See :func:`~adaptive_mbrl.storage.runs.open_run_folder`."""
+    return open_run_folder(run_dir, run_config(to_dict(preset), settings), resume=resume, overwrite=overwrite,
+                           normalize_preset=_normal_preset)
 
 
-def _without_iterations(config: dict[str, Any]) -> dict[str, Any]:
-    preset = to_dict(baseline_from_dict(config["preset"], source="config.yaml", path="preset"))
-    preset["training"] = {k: v for k, v in preset["training"].items() if k != "iterations"}
-    return {**config, "preset": preset}
-
-
-def open_run(run_dir: Path, config: dict[str, Any], resume: bool) -> dict[str, Any] | None:
-    """Create ``run_dir`` and write ``config.yaml``; with ``resume``, return the saved progress document
-    (None if the run never finished an iteration). A resumed run must have the same config, except
-    ``training.iterations`` (a run may be extended)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    progress = None
-    progress_file = run_dir / "progress.json"
-    if resume and progress_file.exists():
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-        if _without_iterations(saved) != _without_iterations(config):
-            raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
-                             f"(only training.iterations may change; see {run_dir / 'config.yaml'})")
-        progress = json.loads(progress_file.read_text())
-    atomic_write_yaml(run_dir / "config.yaml", config)
-    return progress
+def _normal_preset(data: dict[str, Any]) -> dict[str, Any]:
+    return to_dict(baseline_from_dict(data, source="config.yaml", path="preset"))
 
 
 def save_trainer_state(run_dir: Path, state: dict[str, Any]) -> None:

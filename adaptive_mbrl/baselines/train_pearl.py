@@ -27,13 +27,12 @@ from tqdm.auto import tqdm
 from adaptive_mbrl.baselines.controller import PEARLController
 from adaptive_mbrl.baselines.pearl import PEARLAgent
 from adaptive_mbrl.baselines.presets import PEARLPreset
-from adaptive_mbrl.baselines.runs import (load_trainer_state, open_run, run_config, save_trainer_state,
-                                          write_progress)
+from adaptive_mbrl.baselines.runs import load_trainer_state, open_run, save_trainer_state
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs import make
 from adaptive_mbrl.envs.robot_spec import load_robot
-from adaptive_mbrl.training.checkpoint import save_checkpoint
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.checkpoint import save_checkpoint
+from adaptive_mbrl.storage.runs import RunSettings, write_progress
 
 FIELDS = ("obs", "action", "reward", "next_obs", "done")
 
@@ -102,7 +101,7 @@ def run_episode(ctrl: PEARLController, env, seed: int, task) -> dict[str, np.nda
 
 
 def train_pearl(preset: PEARLPreset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
-                progress: bool | None = None) -> Path:
+                progress: bool | None = None, overwrite: bool = False) -> Path:
     """Meta-train PEARL on ``settings.robot`` / ``settings.scenario``; returns the checkpoint (``model.pt``).
 
     Args:
@@ -111,9 +110,11 @@ def train_pearl(preset: PEARLPreset, settings: RunSettings, run_dir: str | Path,
         run_dir: the run folder (see :mod:`adaptive_mbrl.baselines.runs`).
         resume: continue the run in ``run_dir`` from its last finished iteration.
         progress: show a progress bar (default: when attached to a terminal).
+        overwrite: replace an earlier run in ``run_dir`` (without it, or ``resume``, one is refused).
     """
     run_dir, device, cfg = Path(run_dir), torch.device(settings.device), preset.training
-    doc = open_run(run_dir, run_config(preset, settings), resume)
+    doc = open_run(run_dir, preset, settings, resume, overwrite)
+    actuation = load_robot(settings.robot).actuation.mode  # read once per run, recorded in every checkpoint
     torch.manual_seed(settings.seed)
     env = make(settings.robot, settings.scenario, backend=settings.backend, episode_steps=cfg.episode_steps or None)
     base = settings.seed * 1_000_000
@@ -191,7 +192,7 @@ def train_pearl(preset: PEARLPreset, settings: RunSettings, run_dir: str | Path,
         doc["history"].append(row)
         bar.set_postfix(ret=f"{row['posterior_return']:.1f}", env=doc["env_steps"], grad=doc["grad_steps"])
         save_checkpoint(ckpt, robot=settings.robot, obs_dim=obs_dim, action_dim=act_dim, preset=to_dict(preset),
-                        model_state=agent.state_dict(), actuation=load_robot(settings.robot).actuation.mode,
+                        model_state=agent.state_dict(), actuation=actuation,
                         meta={"method": "pearl", "iteration": iteration + 1, "env_steps": doc["env_steps"],
                               "grad_steps": doc["grad_steps"], "scenario": settings.scenario, "seed": settings.seed})
         save_trainer_state(run_dir, {"agent": agent.state_dict(), "optim": agent.optimizer_state(),

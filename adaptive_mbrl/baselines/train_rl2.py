@@ -20,13 +20,12 @@ from tqdm.auto import tqdm
 from adaptive_mbrl.baselines.ppo import clip_fraction, clipped_surrogate_loss, gae
 from adaptive_mbrl.baselines.presets import RL2Preset
 from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
-from adaptive_mbrl.baselines.runs import (load_trainer_state, open_run, run_config, save_trainer_state,
-                                          write_progress)
+from adaptive_mbrl.baselines.runs import load_trainer_state, open_run, save_trainer_state
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs import make
 from adaptive_mbrl.envs.robot_spec import load_robot
-from adaptive_mbrl.training.checkpoint import save_checkpoint
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.checkpoint import save_checkpoint
+from adaptive_mbrl.storage.runs import RunSettings, write_progress
 
 
 def collect_trials(policy: RL2Policy, envs: list, seeds: list[int], episodes: int,
@@ -111,7 +110,7 @@ def ppo_update(policy: RL2Policy, optim: torch.optim.Optimizer, data: dict[str, 
 
 
 def train_rl2(preset: RL2Preset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
-              progress: bool | None = None) -> Path:
+              progress: bool | None = None, overwrite: bool = False) -> Path:
     """Train RL² on ``settings.robot`` / ``settings.scenario``; returns the checkpoint path (``model.pt``).
 
     Args:
@@ -120,9 +119,11 @@ def train_rl2(preset: RL2Preset, settings: RunSettings, run_dir: str | Path, res
         run_dir: the run folder (created; see :mod:`adaptive_mbrl.baselines.runs`).
         resume: continue the run in ``run_dir`` from its last finished iteration.
         progress: show a progress bar (default: when attached to a terminal).
+        overwrite: replace an earlier run in ``run_dir`` (without it, or ``resume``, one is refused).
     """
     run_dir, device, cfg = Path(run_dir), torch.device(settings.device), preset.training
-    doc = open_run(run_dir, run_config(preset, settings), resume)
+    doc = open_run(run_dir, preset, settings, resume, overwrite)
+    actuation = load_robot(settings.robot).actuation.mode  # read once per run, recorded in every checkpoint
     torch.manual_seed(settings.seed)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     cpu_generator = torch.Generator().manual_seed(settings.seed + 1)
@@ -159,7 +160,7 @@ def train_rl2(preset: RL2Preset, settings: RunSettings, run_dir: str | Path, res
         doc["history"].append(row)
         bar.set_postfix(ret=f"{row['mean_return']:.1f}", steps=doc["env_steps"])
         save_checkpoint(ckpt, robot=settings.robot, obs_dim=obs_dim, action_dim=act_dim, preset=to_dict(preset),
-                        model_state=policy.state_dict(), actuation=load_robot(settings.robot).actuation.mode,
+                        model_state=policy.state_dict(), actuation=actuation,
                         meta={"method": "rl2", "iteration": iteration + 1, "env_steps": doc["env_steps"],
                               "scenario": settings.scenario, "seed": settings.seed})
         save_trainer_state(run_dir, {"policy": policy.state_dict(), "optim": optim.state_dict(),

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from xml.etree import ElementTree
+
 import numpy as np
 
-from adaptive_mbrl.envs.robot_spec import ObjectiveSpec
+from adaptive_mbrl.envs.robot_spec import ObjectiveSpec, RobotSpec, load_robot
 
 Array = Any  # numpy.ndarray or torch.Tensor with the same trailing layout
 
@@ -124,17 +126,51 @@ def make_objective(spec: ObjectiveSpec, nq: int, nv: int) -> Objective:
 
 
 def robot_objective(robot: str, backend: str | None = None) -> Objective:
-    """The objective of a shipped robot, built without keeping a simulator around.
+    """The objective of a shipped robot, built from its files alone (no simulator is created).
 
     ``backend`` picks the model file whose sizes (nq, nv) define the observation layout; default: the
     robot's first listed backend.
     """
-    from adaptive_mbrl.envs.factory import make_simulator
-    from adaptive_mbrl.envs.robot_spec import load_robot
-
     spec = load_robot(robot)
-    sim = make_simulator(spec, backend or next(iter(spec.models)))
-    try:
-        return make_objective(spec.objective, sim.nq, sim.nv)
-    finally:
-        sim.close()
+    nq, nv = model_sizes(spec, backend or next(iter(spec.models)))
+    return make_objective(spec.objective, nq, nv)
+
+
+# generalized position / velocity sizes of one joint, by MJCF joint type
+_MJCF_JOINT_SIZES = {"free": (7, 6), "ball": (4, 3), "slide": (1, 1), "hinge": (1, 1)}
+_FREE_BASE = (7, 6)  # x y z + quaternion w x y z; linear + angular velocity
+
+
+def model_sizes(spec: RobotSpec, backend: str) -> tuple[int, int]:
+    """``(nq, nv)`` of the robot on ``backend`` (MuJoCo conventions, as the simulators report them), read from
+    the model file's joints without loading it into a physics engine.
+
+    MuJoCo: every joint of the MJCF (free 7/6, ball 4/3, hinge and slide 1/1). PyBullet (how its importers
+    build the robot, see :mod:`adaptive_mbrl.envs.pybullet_sim`): its hinge / slide (URDF: revolute,
+    continuous, prismatic) joints, without the ``rotor_*`` armature flywheels, plus a free base (7/6)
+    when the root body has no joint of its own (MJCF) or mass (URDF).
+    """
+    root = ElementTree.parse(spec.model_path(backend)).getroot()
+    if spec.models[backend].format == "urdf":
+        return _urdf_sizes(root)
+    if backend == "mujoco":
+        default_type = next((j.get("type") for j in root.iterfind("default/joint") if j.get("type")), "hinge")
+        sizes = [_MJCF_JOINT_SIZES["free" if j.tag == "freejoint" else j.get("type", default_type)]
+                 for j in root.iterfind("worldbody//*") if j.tag in ("joint", "freejoint")]
+        return sum(q for q, _ in sizes), sum(v for _, v in sizes)
+    joints = [j for j in root.iterfind("worldbody//joint") if j.get("type", "hinge") in ("hinge", "slide")
+              and not j.get("name", "").startswith("rotor_")]
+    robot = next(b for b in root.iterfind("worldbody/body") if b.find(".//joint") is not None)
+    base = _FREE_BASE if robot.find("joint") is None else (0, 0)
+    return base[0] + len(joints), base[1] + len(joints)
+
+
+def _urdf_sizes(root: ElementTree.Element) -> tuple[int, int]:
+    joints = [j for j in root.iterfind("joint") if j.get("type") in ("revolute", "continuous", "prismatic")
+              and not j.get("name", "").startswith("rotor_")]
+    children = {c.get("link") for c in root.iterfind("joint/child")}
+    base = next(link for link in root.iterfind("link") if link.get("name") not in children)
+    mass = base.find("inertial/mass")
+    free = mass is not None and float(mass.get("value", 0.0)) > 0.0
+    nq = (_FREE_BASE[0] if free else 0) + len(joints)
+    return nq, nq - 1 if free else nq

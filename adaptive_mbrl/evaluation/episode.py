@@ -27,7 +27,7 @@ def load_controller(checkpoint: str | Path, preset: str | None = None, device: s
     ``overrides`` (model-based only) then changes ``adapter.*`` / ``planner.*`` settings of it (or of the
     trained preset), e.g. ``["adapter.context_gate=true"]``.
     """
-    from adaptive_mbrl.training.checkpoint import load_checkpoint
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
     trained = load_checkpoint(checkpoint)["preset"]
     kind = trained.get("kind")

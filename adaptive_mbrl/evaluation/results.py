@@ -16,7 +16,7 @@ import yaml
 
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.evaluation.suite import SuiteConfig
-from adaptive_mbrl.training.checkpoint import atomic_write_yaml
+from adaptive_mbrl.storage.atomic import atomic_write_yaml
 
 EPISODES_FILE = "episodes.jsonl"
 SUITE_FILE = "suite.yaml"

@@ -6,12 +6,12 @@ transitions of one episode, all under one task (never across an episode boundary
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from adaptive_mbrl.storage.atomic import atomic_write
 
 FIELDS = ("obs", "action", "next_obs", "reward", "done", "episode", "step", "task")
 
@@ -133,19 +133,15 @@ class TransitionBuffer:
     # --- persistence ---------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the buffer to ``path`` (.npz) atomically (a crash leaves the old file intact)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {k: self.array(k) for k in FIELDS}
         arrays["task_names"] = np.array(self.task_names, dtype=str)
         arrays["meta"] = np.array([self.obs_dim, self.action_dim, self._next_episode])
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as file:  # a file object: np.savez would append .npz to a path
+                np.savez(file, **arrays)
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> "TransitionBuffer":

@@ -13,10 +13,7 @@
 
 The run folder is the one of :mod:`adaptive_mbrl.training.train_model` (``config.yaml``, ``buffer.npz``,
 ``model.pt`` with the adapter's learned parts as ``adapter_state``, ``progress.json``, ``metrics.csv``)
-plus ``optimizer.pt`` (the meta-optimiser's state). With ``meta.average_decay > 0`` the weights that collect
-data and go into ``model.pt`` are a moving average of the meta-updates'
-(:mod:`adaptive_mbrl.training.weight_average`); the last iterate is ``model_last.pt`` and the average's
-state ``average.pt``. Every file is written atomically after every round,
+plus ``optimizer.pt`` (the meta-optimiser's state). Every file is written atomically after every round,
 progress last, so ``resume=True`` continues a killed run from its last finished round with nothing lost.
 Round ``i``'s segment sampling and planner are seeded from ``(seed, i)``.
 """
@@ -31,20 +28,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from adaptive_mbrl.adaptation.base import make_adapter
 from adaptive_mbrl.adaptation.meta_adapter import MetaAdapter
+from adaptive_mbrl.adaptation.registry import make_adapter
 from adaptive_mbrl.config import to_dict
+from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.models.state import load_model_state
 from adaptive_mbrl.planning import TrajectoryScorer, make_planner
 from adaptive_mbrl.planning.base import Planner
 from adaptive_mbrl.presets import ControllerPreset
+from adaptive_mbrl.storage.atomic import atomic_write
+from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, save_checkpoint
+from adaptive_mbrl.storage.runs import RunSettings, write_progress
 from adaptive_mbrl.training.buffer import TransitionBuffer
-from adaptive_mbrl.envs.robot_spec import load_robot
-from adaptive_mbrl.training.checkpoint import atomic_write, check_actuation, load_checkpoint, save_checkpoint
 from adaptive_mbrl.training.collect import VectorCollector, random_policy
-from adaptive_mbrl.training.train_model import RunSettings, open_run, write_progress
-from adaptive_mbrl.training.weight_average import WeightAverage
+from adaptive_mbrl.training.train_model import open_run
 
 META_ADAPTERS = ("grbal", "rebal")
 
@@ -69,10 +67,8 @@ def make_meta_optimizer(model: DynamicsModel, adapter: MetaAdapter, learning_rat
 
 def meta_updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer: TransitionBuffer,
                  preset: ControllerPreset, updates: int, rng: np.random.Generator, generator: torch.Generator,
-                 progress: bool | None = None, description: str = "meta-update",
-                 average: WeightAverage | None = None) -> dict[str, float]:
-    """``updates`` meta-gradient steps on segments of M + K transitions sampled from ``buffer``
-    (``average``, if given, is updated after every step).
+                 progress: bool | None = None, description: str = "meta-update") -> dict[str, float]:
+    """``updates`` meta-gradient steps on segments of M + K transitions sampled from ``buffer``.
 
     With ``meta.prior_weight = w > 0`` (GrBAL) the minimised loss is the meta-loss plus ``w`` times the
     prior's loss on all M + K transitions of the segments (the reported losses stay the two below).
@@ -102,8 +98,6 @@ def meta_updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer:
         if meta.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, meta.grad_clip)
         optimizer.step()
-        if average is not None:
-            average.update()
         totals += (loss.item(), prior.item())
         bar.set_postfix(adapted=f"{loss.item():.4f}", prior=f"{prior.item():.4f}")
     bar.close()
@@ -151,7 +145,7 @@ class AdaptivePolicy:
 
 
 def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
-               progress: bool | None = None) -> Path:
+               progress: bool | None = None, overwrite: bool = False) -> Path:
     """Meta-train ``preset`` (adapter ``grbal`` or ``rebal``) on ``settings.robot`` / ``settings.scenario``.
 
     Args:
@@ -160,19 +154,20 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         run_dir: folder for the run's files (created).
         resume: continue the run in ``run_dir`` from its last finished round.
         progress: show progress bars (default: when attached to a terminal).
+        overwrite: replace an earlier run in ``run_dir`` (without it, or ``resume``, one is refused).
 
     Returns:
         the checkpoint path (``run_dir / "model.pt"``).
     """
     run_dir = Path(run_dir)
     cfg, device = preset.training, torch.device(settings.device)
-    state, collector = open_run(preset, settings, run_dir, resume)
+    actuation = load_robot(settings.robot).actuation.mode  # read once per run, recorded in every checkpoint
+    state, collector = open_run(preset, settings, run_dir, resume, overwrite)
     ckpt_path = run_dir / "model.pt"
     obs_dim, act_dim = collector.obs.shape[1], collector.envs[0].action_space.shape[0]
     model = DynamicsModel(obs_dim, act_dim, preset.model, device=device, seed=settings.seed)
     adapter = build_meta_adapter(model, preset)
     optimizer = make_meta_optimizer(model, adapter, preset.meta.learning_rate)
-    average = WeightAverage(model, adapter, preset.meta.average_decay) if preset.meta.average_decay > 0 else None
     start = time.perf_counter()
     if state is None:
         buffer = TransitionBuffer(obs_dim, act_dim)
@@ -181,33 +176,28 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         data = buffer.tensors(device)
         model.fit_normalizers(data["obs"], data["action"], data["next_obs"])  # once: see the module docstring
         adapter.reset()
-        losses = _updates(adapter, optimizer, buffer, preset, settings.seed, 0, preset.meta.first_updates, progress,
-                          average)
+        losses = _updates(adapter, optimizer, buffer, preset, settings.seed, 0, preset.meta.first_updates, progress)
         doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [], "episodes_seeded": 0}
         _record(doc, 0, len(buffer), stats.returns, losses, time.perf_counter() - start)
-        _save(run_dir, buffer, model, adapter, optimizer, preset, settings, doc, average)
+        _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
     else:
         buffer, doc = state["buffer"], state["progress"]
-        live_path = run_dir / ("model_last.pt" if average is not None else "model.pt")
-        payload = load_checkpoint(live_path, device)
-        check_actuation(payload, live_path)
+        payload = load_checkpoint(ckpt_path, device)
+        check_actuation(payload, ckpt_path, actuation)
         load_model_state(model, payload["model_state"])
         adapter.load_state_dict(payload.get("adapter_state", {}))
         optimizer.load_state_dict(torch.load(run_dir / "optimizer.pt", map_location=device, weights_only=True))
-        if average is not None:
-            average.load_state_dict(torch.load(run_dir / "average.pt", map_location=device, weights_only=True))
         start -= doc["wall_clock_s"]
     for iteration in range(doc["iteration"] + 1, cfg.iterations + 1):
-        collecting = (average.model, average.adapter_state()) if average is not None else (model, adapter.state_dict())
-        policy = _collection_policy(*collecting, preset, collector, settings.seed * 1000 + iteration, device)
+        policy = _collection_policy(model, adapter.state_dict(), preset, collector, settings.seed * 1000 + iteration, device)
         stats = collector.run(policy, cfg.steps_per_iteration, buffer, progress,
                               f"round {iteration}/{cfg.iterations}", on_reset=policy.on_reset)
         losses = _updates(adapter, optimizer, buffer, preset, settings.seed, iteration,
-                          preset.meta.updates_per_iteration, progress, average)
+                          preset.meta.updates_per_iteration, progress)
         _record(doc, iteration, len(buffer), stats.returns, losses, time.perf_counter() - start)
         doc["iteration"] = iteration
         doc["episodes_seeded"] += len(stats.returns)
-        _save(run_dir, buffer, model, adapter, optimizer, preset, settings, doc, average)
+        _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
     collector.close()
     return ckpt_path
 
@@ -225,13 +215,13 @@ def _collection_policy(model: DynamicsModel, adapter_state: dict[str, torch.Tens
 
 
 def _updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer: TransitionBuffer,
-             preset: ControllerPreset, seed: int, iteration: int, updates: int, progress: bool | None,
-             average: WeightAverage | None) -> dict[str, float]:
+             preset: ControllerPreset, seed: int, iteration: int, updates: int,
+             progress: bool | None) -> dict[str, float]:
     """Meta-updates of one round, with segment sampling seeded from ``(seed, iteration)``."""
     rng = np.random.default_rng([seed, iteration])
     generator = torch.Generator().manual_seed(seed * 1000 + iteration)
     return meta_updates(adapter, optimizer, buffer, preset, updates, rng, generator, progress,
-                        f"meta-update {iteration}/{preset.training.iterations}", average)
+                        f"meta-update {iteration}/{preset.training.iterations}")
 
 
 def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], losses: dict[str, float],
@@ -244,25 +234,13 @@ def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], los
 
 
 def _save(run_dir: Path, buffer: TransitionBuffer, model: DynamicsModel, adapter: MetaAdapter,
-          optimizer: torch.optim.Optimizer, preset: ControllerPreset, settings: RunSettings, doc: dict,
-          average: WeightAverage | None) -> None:
-    """Buffer, optimiser, (average,) checkpoints, then progress: progress only ever points at files already
-    on disk. ``model.pt`` holds the averaged weights when averaging, and ``model_last.pt`` the live ones."""
+          optimizer: torch.optim.Optimizer, preset: ControllerPreset, settings: RunSettings, actuation: str,
+          doc: dict) -> None:
+    """Buffer, optimiser, checkpoint, then progress: progress only ever points at files already on disk."""
     buffer.save(run_dir / "buffer.npz")
     atomic_write(run_dir / "optimizer.pt", lambda tmp: torch.save(optimizer.state_dict(), tmp))
-    meta = {"iteration": doc["iteration"], "env_steps": doc["env_steps"], "scenario": settings.scenario,
-            "seed": settings.seed}
-    actuation, preset_data = load_robot(settings.robot).actuation.mode, to_dict(preset)
-
-    def checkpoint(name: str, model_state: dict, adapter_state: dict, weights: str) -> None:
-        save_checkpoint(run_dir / name, robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
-                        preset=preset_data, model_state=model_state, adapter_state=adapter_state,
-                        actuation=actuation, meta={**meta, "weights": weights})
-
-    if average is None:
-        checkpoint("model.pt", model.state_dict(), adapter.state_dict(), "last")
-    else:
-        atomic_write(run_dir / "average.pt", lambda tmp: torch.save(average.state_dict(), tmp))
-        checkpoint("model_last.pt", model.state_dict(), adapter.state_dict(), "last")
-        checkpoint("model.pt", average.model.state_dict(), average.adapter_state(), "average")
+    save_checkpoint(run_dir / "model.pt", robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
+                    preset=to_dict(preset), model_state=model.state_dict(), adapter_state=adapter.state_dict(),
+                    actuation=actuation, meta={"iteration": doc["iteration"], "env_steps": doc["env_steps"],
+                                               "scenario": settings.scenario, "seed": settings.seed})
     write_progress(run_dir, doc)

@@ -7,51 +7,23 @@ continues a killed run from its last finished round with nothing lost.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from adaptive_mbrl.config import from_dict, to_dict
+from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.models.fitting import fit
 from adaptive_mbrl.models.state import load_model_state
 from adaptive_mbrl.planning import TrajectoryScorer, make_planner
 from adaptive_mbrl.presets import ControllerPreset
+from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, save_checkpoint
+from adaptive_mbrl.storage.runs import RunSettings, open_run_folder, run_config, write_progress
 from adaptive_mbrl.training.buffer import TransitionBuffer
-from adaptive_mbrl.envs.robot_spec import load_robot
-from adaptive_mbrl.training.checkpoint import (atomic_write_text, atomic_write_yaml, check_actuation, load_checkpoint,
-                                             save_checkpoint)
 from adaptive_mbrl.training.collect import VectorCollector, planner_policy, random_policy
-
-
-@dataclass
-class RunSettings:
-    """What to train on: robot, training scenario, backend, seed, device."""
-
-    robot: str
-    scenario: str = "nominal"
-    backend: str = "mujoco"
-    seed: int = 0
-    device: str = "cpu"
-
-
-def write_progress(run_dir: Path, progress: dict) -> None:
-    """``progress.json`` and ``metrics.csv`` (one row per entry of ``progress["history"]``), atomically."""
-    atomic_write_text(run_dir / "progress.json", json.dumps(progress, indent=1))
-    rows = progress["history"]
-    if rows:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(run_dir / "metrics.csv", text.getvalue())
 
 
 def _fit(model: DynamicsModel, buffer: TransitionBuffer, epochs: int, generator: torch.Generator,
@@ -63,28 +35,28 @@ def _fit(model: DynamicsModel, buffer: TransitionBuffer, epochs: int, generator:
     return float(losses[result.best_epoch]) if losses else float("nan")
 
 
-def open_run(preset: ControllerPreset, settings: RunSettings, run_dir: Path,
-             resume: bool) -> tuple[dict | None, VectorCollector]:
-    """Start or resume a run in ``run_dir``: check and (re)write ``config.yaml``, seed torch, and build the
-    collector (its reset seeds continue after the episodes a resumed run already used).
+def open_run(preset: ControllerPreset, settings: RunSettings, run_dir: Path, resume: bool,
+             overwrite: bool = False) -> tuple[dict | None, VectorCollector]:
+    """Start or resume a run in ``run_dir`` (:func:`~adaptive_mbrl.storage.runs.open_run_folder`: checks and
+    writes ``config.yaml``, refuses to overwrite an earlier run unless ``overwrite``), seed torch, and build
+    the collector (its reset seeds continue after the episodes a resumed run already used).
 
     Returns:
         (the resumed state ``{"progress", "buffer"}`` or None for a fresh run, the collector).
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"preset": to_dict(preset), "run": to_dict(settings)}
-    state = _resume_state(run_dir, config) if resume else None
-    atomic_write_yaml(run_dir / "config.yaml", config)
+    progress = open_run_folder(run_dir, run_config(to_dict(preset), settings), resume=resume, overwrite=overwrite,
+                               normalize_preset=_normal_preset)
+    state = None if progress is None else {"progress": progress, "buffer": _resumed_buffer(run_dir, progress)}
     torch.manual_seed(settings.seed)
     cfg = preset.training
-    seeded = state["progress"]["episodes_seeded"] if state else 0
+    seeded = progress["episodes_seeded"] if progress else 0
     collector = VectorCollector(settings.robot, settings.scenario, cfg.parallel_envs, settings.backend,
                                 seed=settings.seed * 100_000 + seeded, episode_steps=cfg.episode_steps or None)
     return state, collector
 
 
 def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
-                progress: bool | None = None) -> Path:
+                progress: bool | None = None, overwrite: bool = False) -> Path:
     """Train ``preset``'s model on ``settings.robot`` / ``settings.scenario``; returns the checkpoint path.
 
     Args:
@@ -93,10 +65,12 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         run_dir: folder for the run's files (created).
         resume: continue the run in ``run_dir`` from its last finished round.
         progress: show progress bars (default: when attached to a terminal).
+        overwrite: replace an earlier run in ``run_dir`` (without it, or ``resume``, one is refused).
     """
     run_dir = Path(run_dir)
     cfg, device = preset.training, torch.device(settings.device)
-    state, collector = open_run(preset, settings, run_dir, resume)
+    actuation = load_robot(settings.robot).actuation.mode  # read once per run, recorded in every checkpoint
+    state, collector = open_run(preset, settings, run_dir, resume, overwrite)
     ckpt_path = run_dir / "model.pt"
     rng = np.random.default_rng(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -110,11 +84,11 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         progress_doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [],
                         "episodes_seeded": 0}
         _record(progress_doc, 0, len(buffer), stats.returns, val, time.perf_counter() - start)
-        _save(run_dir, ckpt_path, buffer, model, preset, settings, progress_doc)
+        _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
     else:
         buffer, progress_doc = state["buffer"], state["progress"]
         payload = load_checkpoint(ckpt_path, device)
-        check_actuation(payload, ckpt_path)
+        check_actuation(payload, ckpt_path, actuation)
         load_model_state(model, payload["model_state"])
         start -= progress_doc["wall_clock_s"]
     planner = make_planner(preset.planner, act_dim, device=device, seed=settings.seed)
@@ -127,7 +101,7 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         _record(progress_doc, iteration, len(buffer), stats.returns, val, time.perf_counter() - start)
         progress_doc["iteration"] = iteration
         progress_doc["episodes_seeded"] += len(stats.returns)
-        _save(run_dir, ckpt_path, buffer, model, preset, settings, progress_doc)
+        _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
     collector.close()
     return ckpt_path
 
@@ -146,40 +120,30 @@ def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], val
 
 
 def _save(run_dir: Path, ckpt_path: Path, buffer: TransitionBuffer, model: DynamicsModel,
-          preset: ControllerPreset, settings: RunSettings, progress_doc: dict) -> None:
+          preset: ControllerPreset, settings: RunSettings, actuation: str, progress_doc: dict) -> None:
     """Buffer, then checkpoint, then progress: progress only ever points at files already on disk."""
     buffer.save(run_dir / "buffer.npz")
     save_checkpoint(ckpt_path, robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
                     preset=to_dict(preset), model_state=model.state_dict(),
-                    actuation=load_robot(settings.robot).actuation.mode,
+                    actuation=actuation,
                     meta={"iteration": progress_doc["iteration"], "env_steps": progress_doc["env_steps"],
                           "scenario": settings.scenario, "seed": settings.seed})
     write_progress(run_dir, progress_doc)
 
 
-def _without_round_count(config: dict) -> dict:
-    """The run config, normalised through the preset dataclass (so fields added to the preset since the
-    run started compare at their defaults), minus ``training.iterations`` (a run may be extended)."""
-    preset = to_dict(from_dict(ControllerPreset, config["preset"], source="config.yaml", path="preset"))
-    preset["training"] = {k: v for k, v in preset["training"].items() if k != "iterations"}
-    return {**config, "preset": preset}
+def _normal_preset(data: dict) -> dict:
+    """A saved preset through the preset dataclass, so fields added since the run started compare at their
+    defaults."""
+    return to_dict(from_dict(ControllerPreset, data, source="config.yaml", path="preset"))
 
 
-def _resume_state(run_dir: Path, config: dict) -> dict | None:
-    """Load what a previous run left, or None if it never finished its first round."""
-    progress_file = run_dir / "progress.json"
-    if not progress_file.exists():
-        return None
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    if _without_round_count(saved) != _without_round_count(yaml.safe_load(yaml.safe_dump(config))):
-        raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
-                         f"(only training.iterations may change; see {run_dir / 'config.yaml'})")
-    progress = json.loads(progress_file.read_text())
+def _resumed_buffer(run_dir: Path, progress: dict) -> TransitionBuffer:
+    """The buffer a previous run left, cut to the transitions its progress records."""
     buffer = TransitionBuffer.load(run_dir / "buffer.npz")
     if len(buffer) < progress["env_steps"]:
-        raise ValueError(f"{run_dir / 'buffer.npz'} holds {len(buffer)} transitions but {progress_file} "
+        raise ValueError(f"{run_dir / 'buffer.npz'} holds {len(buffer)} transitions but {run_dir / 'progress.json'} "
                          f"records {progress['env_steps']}; the run folder is inconsistent")
     # A crash between writing the buffer and writing progress leaves the unfinished round's data in the
     # buffer: drop it, so the round that is run again does not store its transitions twice.
     buffer.size = progress["env_steps"]
-    return {"progress": progress, "buffer": buffer}
+    return buffer

@@ -2,47 +2,22 @@
 
 One ``.pt`` file holds ``{"format", "robot", "actuation", "obs_dim", "action_dim", "preset" (plain data),
 "model_state", "meta"}`` and, for adapters with learned parts (Meta-SGD rates, ReBAL's encoder), an
-``"adapter_state"``; a ``.yaml`` twin next to it shows the config to people. Writes go to a
-temporary file that replaces the old one in one step, so a crash never leaves a half-written checkpoint.
-Loading uses ``torch.load(weights_only=True)``. ``actuation`` records what the actions meant when the model
-was trained (the robot's ``actuation.mode``: torques or PD joint targets); :func:`check_actuation` refuses
-a checkpoint whose robot file has since changed it (files written before the field existed were torque).
+``"adapter_state"``; a ``.yaml`` twin next to it shows the config to people. Writes are atomic
+(:mod:`adaptive_mbrl.storage.atomic`), so a crash never leaves a half-written checkpoint. Loading uses
+``torch.load(weights_only=True)``. ``actuation`` records what the actions meant when the model was trained
+(the robot's ``actuation.mode``: torques or PD joint targets); :func:`check_actuation` refuses a checkpoint
+whose robot now means something else (files written before the field existed were torque).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
+
+from adaptive_mbrl.storage.atomic import atomic_write, atomic_write_yaml
 
 FORMAT = "adaptive_mbrl/checkpoint-v1"
-
-
-def atomic_write(path: str | Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def atomic_write_yaml(path: str | Path, data: Any) -> None:
-    """Write ``data`` as YAML (keys in their given order) to ``path`` atomically."""
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def save_checkpoint(path: str | Path, *, robot: str, obs_dim: int, action_dim: int, preset: dict[str, Any],
@@ -79,15 +54,18 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
     return payload
 
 
-def check_actuation(payload: dict[str, Any], path: str | Path) -> None:
-    """Raise ValueError if the checkpoint's robot now maps actions to torques differently than in training.
+def check_actuation(payload: dict[str, Any], path: str | Path, actuation_now: str) -> None:
+    """Raise ValueError if the checkpoint was trained with another actuation than the robot has now.
 
     A model trained on torque actions predicts nonsense when the same numbers become PD joint targets (and
     vice versa), with the same observation and action sizes, so nothing else would catch it.
+
+    Args:
+        payload: from :func:`load_checkpoint`.
+        path: the checkpoint (for the message).
+        actuation_now: the robot file's ``actuation.mode`` today (``load_robot(payload["robot"])``).
     """
-    from adaptive_mbrl.envs.robot_spec import load_robot
-    robot = payload["robot"]
-    trained, now = payload.get("actuation", "torque"), load_robot(robot).actuation.mode
-    if trained != now:
+    robot, trained = payload["robot"], payload.get("actuation", "torque")
+    if trained != actuation_now:
         raise ValueError(f"{path}: trained with actuation {trained!r}, but robots/{robot}/robot.yaml now has "
-                         f"actuation.mode {now!r}; retrain the model (or restore the robot file)")
+                         f"actuation.mode {actuation_now!r}; retrain the model (or restore the robot file)")

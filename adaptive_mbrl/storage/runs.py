@@ -1,0 +1,140 @@
+"""Run folders of every trainer (model fitting, meta-training, the baselines): open, resume, progress.
+
+A run folder holds ``config.yaml`` (``{"preset": ..., "run": RunSettings}`` as plain data), the trainer's
+files, and ``progress.json`` + ``metrics.csv``, written last after every round so that progress only
+ever points at files already on disk. :func:`open_run_folder` is the one place that decides whether a
+folder may be written: a fresh folder is started, an existing run is continued only with ``resume``
+(and the same settings), replaced only with ``overwrite``, and refused otherwise, so a finished run is
+never overwritten by accident.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from adaptive_mbrl.storage.atomic import atomic_write_text, atomic_write_yaml
+
+CONFIG, PROGRESS = "config.yaml", "progress.json"
+
+
+@dataclass
+class RunSettings:
+    """What to train on: robot, training scenario, backend, seed (>= 0), torch device."""
+
+    robot: str
+    scenario: str = "nominal"
+    backend: str = "mujoco"
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed: must be an integer >= 0 (it offsets the environments' reset seeds), "
+                             f"got {self.seed!r}")
+
+
+def run_config(preset: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
+    """The plain data written as ``config.yaml``: the preset (``to_dict`` of it) and the run settings."""
+    return yaml.safe_load(yaml.safe_dump({"preset": preset, "run": asdict(settings)}, sort_keys=False))
+
+
+def open_run_folder(run_dir: str | Path, config: dict[str, Any], *, resume: bool = False, overwrite: bool = False,
+                    normalize_preset: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                    ) -> dict[str, Any] | None:
+    """Start, resume or replace the run in ``run_dir`` and write its ``config.yaml``.
+
+    Args:
+        run_dir: the folder (created if missing).
+        config: from :func:`run_config`.
+        resume: continue the run in ``run_dir``; it must have the same config except
+            ``preset.training.iterations`` (a run may be extended).
+        overwrite: delete what an earlier run left in ``run_dir`` first.
+        normalize_preset: maps a saved ``preset`` dict to its current normal form (e.g. through the preset
+            dataclass, so fields added since the run started compare at their defaults).
+
+    Returns:
+        the saved ``progress.json`` document when resuming a run that finished a round, else None.
+
+    Raises:
+        FileExistsError: ``run_dir`` holds files and neither ``resume`` nor ``overwrite`` is given (the
+            message names the ways on), or ``overwrite`` on a folder that is not a run folder.
+        ValueError: both ``resume`` and ``overwrite``; a resume with other settings.
+    """
+    run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: resume continues the run in the folder, "
+                         "overwrite deletes it")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not resume:
+        if not overwrite:
+            raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume (resume=True), "
+                                  f"choose another --out folder, or replace it with --overwrite (overwrite=True)")
+        _clear_run_folder(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress = None
+    if resume and (run_dir / PROGRESS).exists():
+        saved = yaml.safe_load((run_dir / CONFIG).read_text())
+        same = _comparable(saved, normalize_preset) == _comparable(config, normalize_preset)
+        if not same:
+            raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
+                             f"(only training.iterations may change; see {run_dir / CONFIG})")
+        progress = read_progress(run_dir)
+    atomic_write_yaml(run_dir / CONFIG, config)
+    return progress
+
+
+def _clear_run_folder(run_dir: Path) -> None:
+    """Delete the contents of a run folder (only one with a ``config.yaml``: never an arbitrary folder)."""
+    if not (run_dir / CONFIG).is_file():
+        raise FileExistsError(f"{run_dir} holds files but no {CONFIG}, so it is not a run folder; "
+                              "overwrite only replaces run folders: choose another --out folder")
+    for child in run_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _comparable(config: dict[str, Any], normalize_preset: Callable[[dict], dict] | None) -> dict[str, Any]:
+    """The config as compared on resume: preset normalised, minus ``training.iterations``."""
+    config = yaml.safe_load(yaml.safe_dump(config))
+    preset = normalize_preset(config["preset"]) if normalize_preset else config["preset"]
+    preset = {**preset, "training": {k: v for k, v in preset.get("training", {}).items() if k != "iterations"}}
+    return {**config, "preset": preset}
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf) replaced by None, in nested dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_progress(run_dir: str | Path, progress: dict[str, Any]) -> None:
+    """``progress.json`` (strict JSON: non-finite numbers as ``null``) and ``metrics.csv`` (one row per
+    entry of ``progress["history"]``), atomically."""
+    run_dir = Path(run_dir)
+    atomic_write_text(run_dir / PROGRESS, json.dumps(_finite(progress), indent=1, allow_nan=False))
+    rows = progress["history"]
+    if rows:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(run_dir / "metrics.csv", text.getvalue())
+
+
+def read_progress(run_dir: str | Path) -> dict[str, Any]:
+    """The ``progress.json`` of a run folder (``null`` numbers come back as None)."""
+    return json.loads((Path(run_dir) / PROGRESS).read_text())

@@ -1,0 +1,100 @@
+"""storage.runs: opening a run folder (fresh, resume, overwrite, refuse), strict progress.json, RunSettings."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adaptive_mbrl.storage.runs import RunSettings, open_run_folder, read_progress, run_config, write_progress
+
+PRESET = {"name": "p", "training": {"iterations": 2, "random_steps": 10}}
+
+
+def _config(**training) -> dict:
+    return run_config({**PRESET, "training": {**PRESET["training"], **training}}, RunSettings("cartpole"))
+
+
+def _finished_run(run_dir: Path) -> None:
+    open_run_folder(run_dir, _config())
+    write_progress(run_dir, {"iteration": 2, "env_steps": 30, "history": [{"iteration": 1, "mean_return": 1.5}]})
+    (run_dir / "model.pt").write_bytes(b"weights")
+
+
+def test_a_fresh_folder_is_created_with_its_config(tmp_path: Path) -> None:
+    assert open_run_folder(tmp_path / "new" / "run", _config()) is None
+    assert yaml.safe_load((tmp_path / "new" / "run" / "config.yaml").read_text()) == _config()
+    assert open_run_folder(tmp_path / "empty_ok", _config()) is None  # an empty existing folder is fresh too
+
+
+def test_an_existing_run_is_refused_without_resume_or_overwrite(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _finished_run(run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(FileExistsError, match="already holds a run") as info:
+        open_run_folder(run, _config(random_steps=99))
+    for way in ("--resume", "another --out", "--overwrite"):
+        assert way in str(info.value)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before, "a refused open changed files"
+
+
+def test_overwrite_replaces_the_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _finished_run(run)
+    (run / "sub").mkdir()
+    (run / "sub" / "x").write_text("x")
+    assert open_run_folder(run, _config(random_steps=99), overwrite=True) is None
+    assert [p.name for p in run.iterdir()] == ["config.yaml"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["preset"]["training"]["random_steps"] == 99
+
+
+def test_overwrite_never_empties_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a run folder"):
+        open_run_folder(tmp_path, _config(), overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_resume_returns_the_progress_and_may_only_change_the_round_count(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _finished_run(run)
+    assert open_run_folder(run, _config(iterations=5), resume=True)["env_steps"] == 30
+    with pytest.raises(ValueError, match="resume needs the same preset and run settings"):
+        open_run_folder(run, _config(random_steps=99), resume=True)
+    with pytest.raises(ValueError, match="exclude each other"):
+        open_run_folder(run, _config(), resume=True, overwrite=True)
+
+
+def test_resume_normalises_the_saved_preset(tmp_path: Path) -> None:
+    """A field added to the preset since the run started compares at its default."""
+    run = tmp_path / "run"
+    _finished_run(run)
+    with_default = {**PRESET, "new_field": 0}
+    normalize = lambda data: {**data, "new_field": data.get("new_field", 0)}  # noqa: E731
+    config = run_config(with_default, RunSettings("cartpole"))
+    assert open_run_folder(run, config, resume=True, normalize_preset=normalize) is not None
+
+
+def _strict(text: str):
+    def refuse(name: str):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_progress_json_is_strict_json(tmp_path: Path) -> None:
+    doc = {"iteration": 0, "env_steps": 5, "wall_clock_s": 1.0,
+           "history": [{"iteration": 0, "mean_return": float("nan"), "val_loss": float("inf"), "episodes": 0}]}
+    write_progress(tmp_path, doc)
+    strict = _strict((tmp_path / "progress.json").read_text())
+    assert strict["history"][0] == {"iteration": 0, "mean_return": None, "val_loss": None, "episodes": 0}
+    assert read_progress(tmp_path) == strict
+    assert math.isnan(doc["history"][0]["mean_return"]), "the caller's document was changed"
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "iteration,mean_return,val_loss,episodes"
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_run_settings_refuse_a_seed_that_is_not_a_non_negative_integer(seed) -> None:
+    with pytest.raises(ValueError, match="seed: must be an integer >= 0"):
+        RunSettings("cartpole", seed=seed)
