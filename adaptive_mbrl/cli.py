@@ -83,19 +83,14 @@ def _list_controllers() -> None:
 
 def shipped_checkpoints() -> list[str]:
     """``<robot>/<name>`` of every checkpoint under ``controllers/checkpoints/``."""
-    from adaptive_mbrl.paths import controllers_dir
-    root = controllers_dir() / "checkpoints"
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.glob("*/*.pt"))
+    from adaptive_mbrl.paths import shipped_checkpoints as shipped
+    return shipped()
 
 
 def _checkpoint_path(spec: str) -> str:
     """A ``--checkpoint`` value: ``shipped:<robot>/<name>`` or a path."""
-    from adaptive_mbrl.evaluation import resolve_checkpoint
-    path = resolve_checkpoint(spec, 0)
-    if spec.startswith("shipped:") and not path.is_file():
-        raise FileNotFoundError(f"no shipped checkpoint {spec!r}; allowed: "
-                                + ", ".join(f"shipped:{n}" for n in shipped_checkpoints()))
-    return str(path)
+    from adaptive_mbrl.paths import existing_checkpoint
+    return str(existing_checkpoint(spec))
 
 
 # training.<key> settings that `train` also takes as flags of their own (--iterations, ...)

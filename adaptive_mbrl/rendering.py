@@ -40,7 +40,7 @@ def _default_headless_gl() -> None:
 _default_headless_gl()  # before mujoco is imported below
 
 from pathlib import Path  # noqa: E402
-from typing import Any, Protocol  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
@@ -51,16 +51,8 @@ CAMERA_ELEVATION_DEG = -15.0  # slightly from above
 CAMERA_DISTANCE_SCALE = 4.0   # camera distance = this x the robot's radius around its torso (m)
 MIN_CAMERA_DISTANCE_M = 1.5
 
-
-class Controller(Protocol):
-    """What :func:`record_episode` drives (an :class:`~adaptive_mbrl.control.AdaptiveController`, a
-    :class:`~adaptive_mbrl.control.RandomController`, a baseline's policy controller)."""
-
-    def reset(self) -> None: ...
-
-    def act(self, obs: np.ndarray) -> np.ndarray: ...
-
-    def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> None: ...
+if TYPE_CHECKING:  # the contract (adaptive_mbrl.contract imports torch; not needed at run time here)
+    from adaptive_mbrl.contract import Controller
 
 
 def record_episode(controller: Controller, robot: str, scenario: str, path: str | Path, seed: int = 0,
@@ -70,7 +62,8 @@ def record_episode(controller: Controller, robot: str, scenario: str, path: str 
     """Run one episode of ``controller`` on ``robot`` / ``scenario`` and write it as a video to ``path``.
 
     Args:
-        controller: anything with ``reset`` / ``act(obs) -> action`` / ``observe(obs, action, next_obs)``.
+        controller: a :class:`~adaptive_mbrl.control.Controller` (``reset`` / ``act(obs) -> action`` /
+            ``observe(obs, action, next_obs)``): an AdaptiveController, a RandomController, a baseline's.
         robot, scenario, seed: as for :func:`adaptive_mbrl.make` (the same seed gives the same episode as
             ``adaptive-mbrl run`` / :func:`adaptive_mbrl.evaluation.run_episode`).
         path: output file; ``.mp4`` (H.264, via imageio-ffmpeg) or ``.gif``. Written to a temporary

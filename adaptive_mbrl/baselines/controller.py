@@ -1,4 +1,5 @@
-"""Trained PEARL / RL² policies behind the same ``reset / act / observe`` interface as AdaptiveController.
+"""Trained PEARL / RL² policies behind the :class:`~adaptive_mbrl.control.Controller` contract
+(``reset / act / observe``, with the same input checks as AdaptiveController).
 
 ::
 
@@ -27,6 +28,7 @@ from adaptive_mbrl.baselines.pearl import PEARLAgent, make_context
 from adaptive_mbrl.baselines.presets import PEARLPreset, baseline_from_dict
 from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
 from adaptive_mbrl.config import to_dict
+from adaptive_mbrl.contract import check_action_bounds, real_vector
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint
 
@@ -34,7 +36,11 @@ RewardFn = Callable[[Any, Any, Any], Any]
 
 
 class PolicyController:
-    """Common part: tensors on ``device``, input checks, the reward of observed transitions."""
+    """Common part: tensors on ``device``, input checks, the reward of observed transitions.
+
+    ``seed`` seeds the policy's sampling (PEARL's posterior samples, stochastic actions); ``reset()``
+    (a new task) restores that seeded state, so a repeated episode gets the same actions.
+    """
 
     def __init__(self, obs_dim: int, action_dim: int, reward_fn: RewardFn, device: torch.device | str | None,
                  seed: int | None) -> None:
@@ -45,6 +51,11 @@ class PolicyController:
             self.generator.manual_seed(seed)
         else:
             self.generator.seed()
+        self._seeded_state = self.generator.get_state()
+
+    def _reseed(self) -> None:
+        """Back to the random state the controller was built with."""
+        self.generator.set_state(self._seeded_state)
 
     @staticmethod
     def from_checkpoint(checkpoint: str | Path, device: torch.device | str | None = None, seed: int | None = None,
@@ -69,12 +80,16 @@ class PolicyController:
         return RL2Controller(policy, reward_fn, device=device, seed=seed, deterministic=deterministic, **options)
 
     def _tensor(self, value: np.ndarray, size: int, name: str) -> torch.Tensor:
-        tensor = torch.as_tensor(np.asarray(value, dtype=np.float32), device=self.device).reshape(-1)
-        if tensor.numel() != size:
-            raise ValueError(f"{name} has {tensor.numel()} values; this controller expects {size}")
-        if not torch.isfinite(tensor).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return tensor
+        """``value`` checked as a 1-D finite real vector [size] (see :func:`~adaptive_mbrl.control.real_vector`)."""
+        return torch.as_tensor(real_vector(value, size, name), device=self.device)
+
+    def _transition(self, obs: np.ndarray, action: np.ndarray,
+                    next_obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(obs [o], action [a], next_obs [o])`` checked; the action must lie in [-1, 1]."""
+        action_np = real_vector(action, self.action_dim, "action")
+        check_action_bounds(action_np)
+        return (self._tensor(obs, self.obs_dim, "obs"), torch.as_tensor(action_np, device=self.device),
+                self._tensor(next_obs, self.obs_dim, "next_obs"))
 
     def _reward(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(self.reward_fn(obs, action, next_obs), dtype=torch.float32, device=self.device)
@@ -109,9 +124,11 @@ class PEARLController(PolicyController):
         self._stale = True
 
     def reset(self, new_task: bool = True) -> None:
-        """Start an episode; ``new_task`` forgets the previous episodes' context."""
+        """Start an episode; ``new_task`` forgets the previous episodes' context and restores the seeded
+        random state."""
         if new_task:
             self.task_context.clear()
+            self._reseed()
         self.episode.clear()
         self._infer(torch.stack(self.task_context) if self.task_context and not self.within else None)
 
@@ -136,8 +153,7 @@ class PEARLController(PolicyController):
 
     def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> None:
         """Add transition ``(obs [o], action [a], reward, next_obs [o])`` to the context."""
-        o, a = self._tensor(obs, self.obs_dim, "obs"), self._tensor(action, self.action_dim, "action")
-        n = self._tensor(next_obs, self.obs_dim, "next_obs")
+        o, a, n = self._transition(obs, action, next_obs)
         row = make_context(o, a, self._reward(o, a, n), n)
         self.episode.append(row)
         self.task_context.append(row)
@@ -164,8 +180,9 @@ class RL2Controller(PolicyController):
         self.prev_done = torch.zeros((), device=self.device)
 
     def reset(self, new_task: bool = True) -> None:
-        """Start an episode; ``new_task`` (default) starts a new trial."""
+        """Start an episode; ``new_task`` (default) starts a new trial (and restores the seeded random state)."""
         if new_task:
+            self._reseed()
             self.h = self.policy.initial_state(1)
             self.prev_action.zero_()
             self.prev_reward.zero_()
@@ -182,8 +199,7 @@ class RL2Controller(PolicyController):
 
     def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> None:
         """Remember the action and its reward as the next step's input."""
-        o, a = self._tensor(obs, self.obs_dim, "obs"), self._tensor(action, self.action_dim, "action")
-        n = self._tensor(next_obs, self.obs_dim, "next_obs")
+        o, a, n = self._transition(obs, action, next_obs)
         self.prev_action, self.prev_reward = a.clamp(-1.0, 1.0), self._reward(o, a, n)
         self.prev_done = torch.zeros((), device=self.device)
 

@@ -1,5 +1,7 @@
 """One evaluation episode: load any trained controller, run it on a scenario, return what happened.
 
+Controllers are loaded with :func:`adaptive_mbrl.loading.load_controller` (re-exported here).
+
 :func:`run_job` is what every executor (in-process, local worker processes, Ray tasks) calls; it depends
 only on the :class:`~adaptive_mbrl.evaluation.suite.EpisodeJob` it is given (fresh controller, seeded
 planner, seeded environment, one torch thread), so a suite gives the same numbers whatever the number
@@ -9,43 +11,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from adaptive_mbrl.control import Controller
 from adaptive_mbrl.evaluation.suite import EpisodeJob
+from adaptive_mbrl.loading import load_controller
 
-
-def load_controller(checkpoint: str | Path, preset: str | None = None, device: str | None = None,
-                    seed: int | None = None, backend: str | None = None, overrides: Sequence[str] = ()) -> Any:
-    """The controller for any checkpoint of this project: model-based (MB, MB+DE, GrBAL, ReBAL) or a
-    model-free baseline (PEARL, RL²). All have ``reset() / act(obs) / observe(obs, action, next_obs)``.
-
-    ``preset`` (model-based only) runs the trained network with another preset's adapter and planner;
-    ``overrides`` (model-based only) then changes ``adapter.*`` / ``planner.*`` settings of it (or of the
-    trained preset), e.g. ``["adapter.context_gate=true"]``.
-    """
-    from adaptive_mbrl.storage.checkpoint import load_checkpoint
-
-    trained = load_checkpoint(checkpoint)["preset"]
-    kind = trained.get("kind")
-    if kind in ("pearl", "rl2"):
-        if preset is not None or overrides:
-            what = f"a controller preset ({preset!r})" if preset is not None else f"--set / set: ({list(overrides)})"
-            raise ValueError(f"checkpoint {str(checkpoint)!r} is a {kind} policy; {what} applies to model-based "
-                             "checkpoints only")
-        from adaptive_mbrl.baselines import PolicyController
-        return PolicyController.from_checkpoint(checkpoint, device=device, seed=seed, backend=backend)
-    from adaptive_mbrl.control import AdaptiveController
-    if overrides:
-        from adaptive_mbrl.config import from_dict
-        from adaptive_mbrl.presets import ControllerPreset, load_preset, with_run_overrides
-        base = (load_preset(preset) if preset is not None
-                else from_dict(ControllerPreset, trained, source=str(checkpoint), path="preset"))
-        preset = with_run_overrides(base, list(overrides))
-    return AdaptiveController.from_checkpoint(checkpoint, preset=preset, device=device, seed=seed, backend=backend)
+__all__ = ["EpisodeRecord", "load_controller", "run_episode", "run_job"]
 
 
 @dataclass
@@ -65,7 +40,7 @@ class EpisodeRecord:
     wall_s: float = 0.0
 
 
-def run_episode(controller: Any, robot: str, scenario: str, seed: int, backend: str = "mujoco",
+def run_episode(controller: Controller, robot: str, scenario: str, seed: int, backend: str = "mujoco",
                 print_every: int = 0, episode_steps: int | None = None,
                 on_step: Callable[[Any, int], None] | None = None) -> EpisodeRecord:
     """One episode of ``controller`` on ``robot`` / ``scenario`` (environment seed ``seed``).
@@ -116,7 +91,7 @@ def run_job(job: EpisodeJob, device: str | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)  # the same arithmetic in every worker: results independent of the executor
     try:
         controller = load_controller(job.checkpoint, job.preset, device=device, seed=job.seed, backend=job.backend,
-                                     overrides=job.overrides)
+                                     overrides=job.overrides, threads=1)
         record = run_episode(controller, job.robot, job.scenario, job.env_seed, job.backend,
                              episode_steps=job.episode_steps)
     finally:

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Literal
 
 from adaptive_mbrl.config import ConfigError, load_yaml
-from adaptive_mbrl.paths import controllers_dir, sim_configs_dir
+from adaptive_mbrl import paths
+from adaptive_mbrl.paths import sim_configs_dir
 
 SHIPPED = "shipped:"
 
@@ -189,9 +190,7 @@ def validate_suite(config: SuiteConfig, source: str) -> None:
 def resolve_checkpoint(spec: str, seed: int) -> Path:
     """``shipped:<robot>/<name>`` -> ``controllers/checkpoints/<robot>/<name>.pt``; else the path with
     ``{seed}`` filled in."""
-    if spec.startswith(SHIPPED):
-        return controllers_dir() / "checkpoints" / f"{spec[len(SHIPPED):]}.pt"
-    return Path(spec.replace("{seed}", str(seed)))
+    return paths.resolve_checkpoint(spec, seed)  # the one resolver, shared with the Python API and the CLI
 
 
 def expand_jobs(config: SuiteConfig) -> tuple[list[EpisodeJob], list[str]]:

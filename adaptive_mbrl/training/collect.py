@@ -1,7 +1,9 @@
 """Data collection from several environments stepped in lockstep.
 
 A policy maps a batch of observations ``[E, o]`` to actions ``[E, a]``, so an MPC planner plans for all
-E environments in one batched call (small networks are dominated by per-call overhead otherwise).
+E environments in one batched call (small networks are dominated by per-call overhead otherwise):
+uniform random actions, MPC without adaptation (training MB models), or adaptive MPC
+(:class:`AdaptiveCollectionPolicy`, meta-training GrBAL / ReBAL).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from adaptive_mbrl.adaptive_policy import AdaptivePolicy
 from adaptive_mbrl.envs import make
 from adaptive_mbrl.training.buffer import TransitionBuffer
 
@@ -105,3 +108,38 @@ def planner_policy(planner, scorer, device: torch.device | str | None = None) ->
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
             return planner.plan(obs_t, scorer).cpu().numpy()
     return policy
+
+
+class AdaptiveCollectionPolicy:
+    """Adaptive MPC for E environments in lockstep, as a collection policy ``[E, o] -> [E, a]``.
+
+    The batched form of :class:`~adaptive_mbrl.control.AdaptiveController`: the same
+    :class:`~adaptive_mbrl.adaptive_policy.AdaptivePolicy` (per-env windows and adapters, one planner
+    call for all E). A collector passes only observations, so the transition of env ``e`` is completed
+    at the next call: ``(s_{t-1}, a_{t-1}, s_t)`` is observed (its window adapted) before planning from
+    ``s_t``. Pass :meth:`on_reset` to :meth:`VectorCollector.run` as ``on_reset``.
+
+    Args:
+        policy: the adaptive policy, one adapter per environment.
+        device: where observations are put for planning.
+    """
+
+    def __init__(self, policy: AdaptivePolicy, device: torch.device | str | None = None) -> None:
+        self.policy, self.device = policy, device
+        self.previous: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * policy.n_envs
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Actions [E, a] for observations ``obs`` [E, o] (after adapting from the step that led there)."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        ready = [e for e, previous in enumerate(self.previous) if previous is not None]
+        if ready:
+            before, actions = (torch.stack(column) for column in zip(*(self.previous[e] for e in ready)))
+            self.policy.observe(before, actions, obs_t[ready], envs=ready)
+        actions = self.policy.act(obs_t)
+        self.previous = [(obs_t[e], actions[e]) for e in range(self.policy.n_envs)]
+        return actions.cpu().numpy()
+
+    def on_reset(self, env: int) -> None:
+        """Env ``env`` starts a new episode: prior model, empty window, no warm start."""
+        self.policy.reset([env])
+        self.previous[env] = None

@@ -20,9 +20,7 @@ Round ``i``'s segment sampling and planner are seeded from ``(seed, i)``.
 from __future__ import annotations
 
 import time
-from collections import deque
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,18 +28,18 @@ from tqdm.auto import tqdm
 
 from adaptive_mbrl.adaptation.meta_adapter import MetaAdapter
 from adaptive_mbrl.adaptation.registry import make_adapter
+from adaptive_mbrl.adaptive_policy import AdaptivePolicy
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.models.state import load_model_state
-from adaptive_mbrl.planning import TrajectoryScorer, make_planner
-from adaptive_mbrl.planning.base import Planner
+from adaptive_mbrl.planning import make_planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.storage.atomic import atomic_write
 from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, save_checkpoint
 from adaptive_mbrl.storage.runs import RunSettings, write_progress
 from adaptive_mbrl.training.buffer import TransitionBuffer
-from adaptive_mbrl.training.collect import VectorCollector, random_policy
+from adaptive_mbrl.training.collect import AdaptiveCollectionPolicy, VectorCollector, random_policy
 from adaptive_mbrl.training.train_model import open_run
 
 META_ADAPTERS = ("grbal", "rebal")
@@ -105,45 +103,6 @@ def meta_updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer:
     return {"meta_loss": float(mean[0]), "prior_loss": float(mean[1])}
 
 
-class AdaptivePolicy:
-    """Adaptive MPC for E environments in lockstep: ``[E, o] -> [E, a]``.
-
-    Env ``e`` keeps its own window of its latest M transitions and its own adapter; every call first
-    adapts each adapter from its window (the window at time t ends with ``(s_{t-1}, a_{t-1}, s_t)``),
-    then plans for all E environments in one batched call through ``batch_predict``.
-    Call :meth:`on_reset` when an env starts a new episode.
-    """
-
-    def __init__(self, adapters: Sequence[MetaAdapter], planner: Planner, reward_fn: Callable,
-                 termination_fn: Callable | None, device: torch.device) -> None:
-        self.adapters, self.planner, self.device = list(adapters), planner, device
-        self.reward_fn, self.termination_fn = reward_fn, termination_fn
-        window = adapters[0].config.window
-        self.windows: list[deque] = [deque(maxlen=window) for _ in adapters]
-        self.previous: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(adapters)
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        for e, adapter in enumerate(self.adapters):
-            if self.previous[e] is not None:
-                self.windows[e].append((*self.previous[e], obs_t[e]))
-                adapter.adapt(*(torch.stack(column) for column in zip(*self.windows[e])))
-        scorer = TrajectoryScorer(type(self.adapters[0]).batch_predict(self.adapters), self.reward_fn,
-                                  self.termination_fn)
-        with torch.inference_mode():
-            actions = self.planner.plan(obs_t, scorer)
-        self.previous = [(obs_t[e], actions[e]) for e in range(len(self.adapters))]
-        return actions.cpu().numpy()
-
-    def on_reset(self, env: int) -> None:
-        """Env ``env`` starts a new episode: prior model, empty window, no warm start."""
-        self.adapters[env].reset()
-        self.windows[env].clear()
-        self.previous[env] = None
-        with torch.inference_mode():
-            self.planner.reset([env])
-
-
 def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
                progress: bool | None = None, overwrite: bool = False) -> Path:
     """Meta-train ``preset`` (adapter ``grbal`` or ``rebal``) on ``settings.robot`` / ``settings.scenario``.
@@ -203,7 +162,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
 
 
 def _collection_policy(model: DynamicsModel, adapter_state: dict[str, torch.Tensor], preset: ControllerPreset,
-                       collector: VectorCollector, seed: int, device: torch.device) -> AdaptivePolicy:
+                       collector: VectorCollector, seed: int, device: torch.device) -> AdaptiveCollectionPolicy:
     """One adapter per env (sharing ``model`` and the learned parts ``adapter_state``) + a seeded planner."""
     adapters = []
     for _ in collector.envs:
@@ -211,7 +170,8 @@ def _collection_policy(model: DynamicsModel, adapter_state: dict[str, torch.Tens
         env_adapter.load_state_dict(adapter_state)
         adapters.append(env_adapter)
     planner = make_planner(preset.planner, model.act_dim, device=device, seed=seed)
-    return AdaptivePolicy(adapters, planner, collector.reward_fn, collector.termination_fn, device)
+    return AdaptiveCollectionPolicy(AdaptivePolicy(adapters, planner, collector.reward_fn, collector.termination_fn),
+                                    device)
 
 
 def _updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer: TransitionBuffer,

@@ -1,0 +1,92 @@
+"""Window + adapt + plan: the adaptive MPC step, for one environment or E environments in lockstep.
+
+Environment ``e`` has its own adapter (all adapters wrap the same dynamics model) and its own window of
+its latest M transitions (M = ``adapter.window``). :meth:`AdaptivePolicy.observe` appends a transition to
+an environment's window and adapts that environment's adapter from the whole window (oldest first);
+:meth:`AdaptivePolicy.act` plans for all E environments in one batched planner call, row ``e`` rolled out
+with adapter ``e``.
+
+Two users: :class:`~adaptive_mbrl.control.AdaptiveController` (E = 1, one user's loop) and
+meta-training's collection policy (:class:`~adaptive_mbrl.training.collect.AdaptiveCollectionPolicy`,
+E parallel environments).
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from adaptive_mbrl.adaptation.base import Adapter
+from adaptive_mbrl.planning import TrajectoryScorer
+from adaptive_mbrl.planning.base import Planner
+from adaptive_mbrl.planning.rollout import StepFn
+
+Transition = tuple[Tensor, Tensor, Tensor]
+"""``(obs [o], action [a], next_obs [o])``."""
+
+
+class AdaptivePolicy:
+    """Adaptive MPC for E environments: per-environment windows and adapters, one planner.
+
+    Args:
+        adapters: one adapter per environment (E of them, around the same model). With E > 1 they must
+            be meta adapters (their ``batch_predict`` rolls out E rows with E adapters at once).
+        planner: plans ``[E, o] -> [E, a]``.
+        reward_fn: batched reward ``(obs [..., o], action [..., a], next_obs [..., o]) -> [...]`` (torch).
+        termination_fn: optional ``next_obs [..., o] -> bool [...]``.
+    """
+
+    def __init__(self, adapters: Sequence[Adapter], planner: Planner, reward_fn: Callable,
+                 termination_fn: Callable | None = None) -> None:
+        if not adapters:
+            raise ValueError("AdaptivePolicy needs at least one adapter")
+        if len(adapters) > 1 and not hasattr(type(adapters[0]), "batch_predict"):
+            raise ValueError(f"adapter {type(adapters[0]).__name__} cannot predict for several environments at "
+                             "once (no batch_predict); use one environment or a meta adapter (grbal, rebal)")
+        self.adapters, self.planner = list(adapters), planner
+        self.reward_fn, self.termination_fn = reward_fn, termination_fn
+        window = adapters[0].config.window
+        self.windows: list[deque[Transition]] = [deque(maxlen=window) for _ in self.adapters]
+
+    @property
+    def n_envs(self) -> int:
+        return len(self.adapters)
+
+    def reset(self, envs: Sequence[int] | None = None) -> None:
+        """Environments ``envs`` (default: all) start an episode: prior model, empty window, no warm start."""
+        for e in range(self.n_envs) if envs is None else envs:
+            self.adapters[e].reset()
+            self.windows[e].clear()
+        self.planner.reset(None if envs is None else list(envs))
+
+    def observe(self, obs: Tensor, action: Tensor, next_obs: Tensor, envs: Sequence[int] | None = None) -> None:
+        """Append row ``i`` of ``(obs [n, o], action [n, a], next_obs [n, o])`` to the window of environment
+        ``envs[i]`` (default: row ``e`` to environment ``e``), then adapt each of those environments' adapter
+        from its window ``[m, ...]`` (m <= M, oldest first)."""
+        for i, e in enumerate(range(self.n_envs) if envs is None else envs):
+            window = self.windows[e]
+            window.append((obs[i], action[i], next_obs[i]))
+            self.adapters[e].adapt(*(torch.stack(column) for column in zip(*window)))
+
+    def act(self, obs: Tensor) -> Tensor:
+        """Plan from ``obs`` [E, o] with each environment's adapted model; returns actions [E, a] in [-1, 1]."""
+        scorer = TrajectoryScorer(self.step_fn(), self.reward_fn, self.termination_fn)
+        with torch.inference_mode():
+            return self.planner.plan(obs, scorer)
+
+    def step_fn(self) -> StepFn:
+        """``(obs [E, ..., o], act [E, ..., a]) -> [E, ..., o]`` with the adapters' current adaptation."""
+        if self.n_envs == 1:
+            return self.adapters[0].predict
+        return type(self.adapters[0]).batch_predict(self.adapters)
+
+    def predicts_finitely(self, obs: Tensor, action: Tensor) -> bool:
+        """Whether ``action`` [E, a] is finite and each adapted model's prediction for it from ``obs`` [E, o]
+        is too. (Planners never pick a candidate with a non-finite return, so a broken model would
+        otherwise yield arbitrary actions.)"""
+        if not torch.isfinite(action).all():
+            return False
+        with torch.inference_mode():
+            return bool(torch.isfinite(self.step_fn()(obs, action)).all())
