@@ -65,3 +65,20 @@ def test_a_wheel_ships_the_data_folders(tmp_path) -> None:
                      "adaptive_mbrl/_data/sim_configs/scenarios/half_cheetah.yaml",
                      "adaptive_mbrl/paths.py"):
         assert required in names, required
+
+
+def test_shipped_references_resolve_to_the_checkpoint_files() -> None:
+    assert "half_cheetah/mb" in paths.shipped_checkpoints()
+    shipped = paths.resolve_checkpoint("shipped:half_cheetah/mb")
+    assert shipped == paths.controllers_dir() / "checkpoints" / "half_cheetah" / "mb.pt" and shipped.is_file()
+    assert paths.existing_checkpoint("shipped:half_cheetah/mb") == shipped
+    assert paths.resolve_checkpoint("runs/x_s{seed}/model.pt", 2) == Path("runs/x_s2/model.pt")
+    assert paths.resolve_checkpoint("runs/x_s{seed}/model.pt") == Path("runs/x_s{seed}/model.pt")
+
+
+def test_a_missing_checkpoint_names_the_shipped_ones_or_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no shipped checkpoint 'shipped:half_cheetah/nope'; allowed: .*"
+                                                "shipped:half_cheetah/mb"):
+        paths.existing_checkpoint("shipped:half_cheetah/nope")
+    with pytest.raises(FileNotFoundError, match="missing.pt' does not exist"):
+        paths.existing_checkpoint(tmp_path / "missing.pt")

@@ -1,0 +1,89 @@
+"""am.load_controller: any checkpoint (a path or shipped:<robot>/<name>) -> a Controller."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import adaptive_mbrl as am
+from adaptive_mbrl.control import AdaptiveController, Controller
+
+
+def test_top_level_names_are_the_controller_api() -> None:
+    from adaptive_mbrl.loading import load_controller
+    assert am.load_controller is load_controller and am.AdaptiveController is AdaptiveController
+    assert am.Controller is Controller and {"load_controller", "AdaptiveController"} <= set(dir(am))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        am.nope  # noqa: B018
+
+
+def test_import_adaptive_mbrl_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+    code = "import sys, adaptive_mbrl; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
+
+
+def test_shipped_checkpoints_load_through_every_entry_point() -> None:
+    """``shipped:`` used to work only in the CLI and suites ("does not exist" in the Python API)."""
+    plain = am.load_controller("shipped:half_cheetah/mb", seed=0)
+    assert isinstance(plain, AdaptiveController) and isinstance(plain, Controller)
+    assert plain.preset.adapter.kind == "none"
+    tuned = am.load_controller("shipped:half_cheetah/mb", "mb_de", seed=0, overrides=["planner.samples=40"])
+    assert tuned.preset.name == "mb_de" and tuned.preset.planner.samples == 40
+    rebal = AdaptiveController.from_preset("rebal", robot="half_cheetah", checkpoint="shipped:half_cheetah/rebal")
+    assert rebal.preset.adapter.kind == "rebal"
+    assert AdaptiveController.from_checkpoint("shipped:half_cheetah/grbal").preset.adapter.kind == "grbal"
+    action = tuned.act(np.zeros(17))
+    assert action.shape == (6,) and np.all(np.abs(action) <= 1)
+
+
+def test_robot_mismatch_and_unknown_shipped_names_are_refused(tiny_cartpole_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="trained on robot 'cartpole', not 'ant'"):
+        am.load_controller(tiny_cartpole_checkpoint, robot="ant")
+    with pytest.raises(FileNotFoundError, match="no shipped checkpoint 'shipped:cartpole/mb'; allowed: "):
+        am.load_controller("shipped:cartpole/mb")
+
+
+def test_rebal_on_a_checkpoint_without_context_says_why_it_cannot_run(tiny_cartpole_checkpoint: Path) -> None:
+    """It used to say "set model.context_dim in the preset", which cannot help: the network comes from the
+    checkpoint."""
+    with pytest.raises(ValueError) as info:
+        am.load_controller(tiny_cartpole_checkpoint, "rebal")
+    message = str(info.value)
+    assert "trained with adapter 'none' (preset 'tiny_mb')" in message
+    assert "no context input (model.context_dim = 0)" in message and "cannot run the 'rebal' adapter" in message
+    assert "set model.context_dim" not in message
+
+
+def test_a_context_network_needs_the_rebal_adapter() -> None:
+    with pytest.raises(ValueError, match="takes a context input .* cannot run adapter 'finetune'; allowed: rebal"):
+        am.load_controller("shipped:half_cheetah/rebal", "mb_de")
+
+
+def test_threads_are_set_when_the_controller_is_built(tiny_cartpole_checkpoint: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        am.load_controller(tiny_cartpole_checkpoint)  # the default
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        am.load_controller(tiny_cartpole_checkpoint, threads=None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_baselines_take_no_preset_or_overrides(tmp_path: Path) -> None:
+    from adaptive_mbrl.baselines.presets import load_baseline_preset
+    from adaptive_mbrl.config import to_dict
+    from adaptive_mbrl.training.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "p.pt", robot="cartpole", obs_dim=5, action_dim=1,
+                           preset=to_dict(load_baseline_preset("pearl")), model_state={})
+    with pytest.raises(ValueError, match="pearl policy; overrides .* model-based checkpoints only"):
+        am.load_controller(path, overrides=["planner.samples=3"])
