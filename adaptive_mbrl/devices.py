@@ -10,8 +10,10 @@ the intra-op thread count a controller sets when it is built.
 Thread count: a controller plans with many small tensor operations, where torch's intra-op threads
 cost more in synchronisation than they gain, and a thread that waits for a core taken by another process
 stalls every operation. The shipped ``mb_de`` controller on a 2-core machine ran at 14.5 control steps
-per second with 1 thread and at 1.5 with torch's default of 2 while the other core was busy
-(``benchmarks/control_rate.py`` measures both cases). Hence :data:`DEFAULT_THREADS` = 1.
+per second with 1 thread and at 1.5 with torch's default of 2 while the other core was busy; on the
+same (shared, loaded) machine ``benchmarks/control_rate.py --preset mb_de --steps 10 --threads 1 2``
+measured 4.6 Hz (1 thread) vs 0.9 Hz (2 threads) without and 2.5 vs 0.2 Hz with one more busy-loop
+process: indicative ratios, 1 thread was faster in every case. Hence :data:`DEFAULT_THREADS` = 1.
 """
 from __future__ import annotations
 

@@ -1,24 +1,33 @@
-"""Control rate of the full ``act`` + ``observe`` loop per planner, model size and adapter.
+"""Control rate of the full ``act`` + ``observe`` loop per planner, model size and adapter, idle and
+with another core busy.
 
-    python benchmarks/control_rate.py [--robot half_cheetah] [--steps 60] [--threads 2]
+    python benchmarks/control_rate.py [--robot half_cheetah] [--steps 60] [--threads 1 2]
+    python benchmarks/control_rate.py --preset mb_de --steps 10      # one configuration: a smoke run
 
-For each configuration: control steps/s (act + observe, the environment step excluded), the model
-evaluations per step (counted, not estimated), the achieved GFLOP/s of those evaluations
-(2 x weights x evaluations per step x rate) and the machine's fp32 matmul peak measured here.
-Real time for half_cheetah / ant is 20 Hz (0.05 s control step). Models are untrained: cost does not
-depend on the weights.
+For each configuration and torch thread count: control steps/s (act + observe, the environment step
+excluded) on an idle machine and while ``--busy`` other processes spin a busy loop each (started for
+that measurement, killed after), the ratio busy / idle (target: >= 0.8), the model evaluations per
+step (counted, not estimated), the achieved GFLOP/s of those evaluations (2 x weights x evaluations per
+step x idle rate) and the machine's fp32 matmul peak measured here. Real time for half_cheetah / ant is
+20 Hz (0.05 s control step). Models are untrained: cost does not depend on the weights. On a machine
+shared with other work the numbers are indicative only.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import subprocess
+import sys
 import time
+from typing import Iterator
 
 import torch
 
 import adaptive_mbrl as am
 from adaptive_mbrl.adaptation.base import AdapterConfig
 from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.devices import DEFAULT_THREADS
 from adaptive_mbrl.models.dynamics import DynamicsModel, ModelConfig
 from adaptive_mbrl.planning import PlannerConfig
 from adaptive_mbrl.presets import ControllerPreset, load_preset
@@ -49,21 +58,34 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+@contextlib.contextmanager
+def busy_cores(processes: int) -> Iterator[None]:
+    """``processes`` other processes spinning a busy loop (each keeps one core busy) while inside."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        time.sleep(0.2 if processes else 0.0)  # let them get scheduled
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def measure(robot: str, model_cfg: ModelConfig, planner: PlannerConfig, adapter: AdapterConfig,
-            steps: int) -> tuple[float, float, float]:
+            steps: int, threads: int) -> tuple[float, float, float]:
     """(control steps/s, model evaluations per step, weights) for one configuration."""
     env = am.make(robot, seed=0)
     obs, _ = env.reset()
     model = DynamicsModel(obs.shape[0], env.action_space.shape[0], model_cfg)
     preset = ControllerPreset(name="bench", planner=planner, model=model_cfg, adapter=adapter)
-    controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0)
+    controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0, threads=threads)
     evaluations = [0]
-    predict = controller.scorer.step_fn
+    predict = controller.adapter.predict  # what the controller rolls candidate sequences out with
 
     def counting(o, a):
         evaluations[0] += o[..., 0].numel()
         return predict(o, a)
-    controller.scorer.step_fn = counting
+    controller.adapter.predict = counting
     controller.reset()
     elapsed = 0.0
     for t in range(steps + 5):
@@ -80,25 +102,44 @@ def measure(robot: str, model_cfg: ModelConfig, planner: PlannerConfig, adapter:
     return steps / elapsed, evaluations[0] / steps, weights
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--robot", default="half_cheetah")
-    parser.add_argument("--steps", type=int, default=60, help="timed control steps per configuration")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    peak = matmul_peak_gflops()
-    print(f"robot {args.robot}, torch {torch.__version__}, {args.threads} threads, "
-          f"fp32 matmul peak {peak:.0f} GFLOP/s\n")
-    print("| model | planner | adapter | control Hz | model evals/step | GFLOP/s | % of peak |")
-    print("|---|---|---|---|---|---|---|")
+def configurations(preset: str | None) -> Iterator[tuple[str, ModelConfig, PlannerConfig, AdapterConfig]]:
+    """(name, model, planner, adapter): one preset's, or the grid of MODELS x PLANNERS x ADAPTERS."""
+    if preset is not None:
+        chosen = load_preset(preset)
+        yield f"{chosen.name} preset", chosen.model, chosen.planner, chosen.adapter
+        return
     for model_name, model_cfg in MODELS.items():
         for planner_name, planner in PLANNERS.items():
             for adapter_name, adapter in ADAPTERS.items():
-                rate, evals, weights = measure(args.robot, model_cfg, planner, adapter, args.steps)
-                gflops = 2 * weights * evals * rate / 1e9
-                print(f"| {model_name} | {planner_name} | {adapter_name} | {rate:.1f} | {evals:,.0f} | "
-                      f"{gflops:.1f} | {100 * gflops / peak:.0f}% |", flush=True)
+                yield f"{model_name} | {planner_name} | {adapter_name}", model_cfg, planner, adapter
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--robot", default="half_cheetah")
+    parser.add_argument("--steps", type=int, default=60, help="timed control steps per measurement (small: smoke run)")
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({DEFAULT_THREADS, torch.get_num_threads()}),
+                        help="torch intra-op thread counts to compare (default: the controllers' default "
+                        f"{DEFAULT_THREADS} and torch's {torch.get_num_threads()})")
+    parser.add_argument("--busy", type=int, default=1,
+                        help="busy-loop processes running during the 'busy' measurement (0: idle only)")
+    parser.add_argument("--preset", help="measure only this controller preset's configuration (e.g. mb_de)")
+    args = parser.parse_args()
+    peak = matmul_peak_gflops()
+    print(f"robot {args.robot}, torch {torch.__version__}, threads {args.threads}, {args.busy} busy process(es), "
+          f"fp32 matmul peak {peak:.0f} GFLOP/s (torch's threads)\n")
+    print("| configuration | threads | idle Hz | busy Hz | busy / idle | model evals/step | GFLOP/s | % of peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, model_cfg, planner, adapter in configurations(args.preset):
+        for threads in args.threads:
+            rate, evals, weights = measure(args.robot, model_cfg, planner, adapter, args.steps, threads)
+            busy = float("nan")
+            if args.busy:
+                with busy_cores(args.busy):
+                    busy = measure(args.robot, model_cfg, planner, adapter, args.steps, threads)[0]
+            gflops = 2 * weights * evals * rate / 1e9
+            print(f"| {name} | {threads} | {rate:.1f} | {busy:.1f} | {busy / rate:.2f} | {evals:,.0f} | "
+                  f"{gflops:.1f} | {100 * gflops / peak:.0f}% |", flush=True)
 
 
 if __name__ == "__main__":
