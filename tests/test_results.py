@@ -1,4 +1,5 @@
 """Suite run folders: durable appends, torn lines after a crash, and refusing a different suite."""
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,20 @@ def test_no_resume_refuses_a_folder_with_results(tmp_path: Path) -> None:
     RunFolder(tmp_path, _suite()).append({"key": "a"})
     with pytest.raises(FileExistsError, match="another --out"):
         RunFolder(tmp_path, _suite(), resume=False)
+
+
+def test_episode_keys_hold_the_checkpoints_content(tmp_path: Path) -> None:
+    from adaptive_mbrl.evaluation.results import checkpoint_digests, content_key, file_sha256
+    from adaptive_mbrl.evaluation.suite import EpisodeJob
+
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    first.write_bytes(b"model one")
+    second.write_bytes(b"model one")
+    assert file_sha256(first) == hashlib.sha256(b"model one").hexdigest() == file_sha256(second)
+    jobs = [EpisodeJob("cartpole", "mujoco", "nominal", "MB", str(first), None, 0, e, e, None) for e in range(3)]
+    digests = checkpoint_digests(jobs)
+    assert digests == {str(first): file_sha256(first)}
+    key = content_key(jobs[0].key, digests[str(first)])
+    assert key == f"{jobs[0].key}/{digests[str(first)][:16]}"
+    first.write_bytes(b"model two")
+    assert content_key(jobs[0].key, file_sha256(first)) != key

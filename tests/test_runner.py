@@ -1,4 +1,7 @@
 """run_suite: the run folder it writes, and resuming an interrupted suite without re-running episodes."""
+import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,44 @@ def test_an_interrupted_suite_resumes_without_rerunning_finished_episodes(tmp_pa
         return [{k: v for k, v in r.items() if k != "control_hz"} for r in rows]
 
     assert repr(numbers(resumed)) == repr(numbers(fresh))  # the same numbers as an uninterrupted run
+
+
+def test_a_progress_line_per_episode_with_an_eta_also_without_a_terminal(tmp_path: Path, suite, capsys) -> None:
+    run_suite(suite, tmp_path / "run")  # the default; pytest's captured stdout is not a terminal
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(lines) == 4
+    assert re.fullmatch(r"\[1/4\] cartpole/weak_motor_test MB seed 0 ep 0: return -?\d+\.\d \(\d+\.\d s\) "
+                        r"ETA \d+ (s|min \d+ s)", lines[0]), lines[0]
+    assert lines[-1].startswith("[4/4] cartpole/tip_payload_test MB seed 0 ep 1: ") and lines[-1].endswith("ETA 0 s")
+    run_suite(suite, tmp_path / "run", progress=False)
+    assert "[" not in capsys.readouterr().out
+
+
+def test_a_checkpoint_replaced_at_the_same_path_is_evaluated_again(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    """Episodes used to be keyed by the checkpoint's path: a retrained model copied over the old file was
+    reported with the old model's episodes."""
+    from adaptive_mbrl.config import from_dict, to_dict
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.presets import ControllerPreset
+    from adaptive_mbrl.training.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "model.pt"
+    shutil.copyfile(tiny_cartpole_checkpoint, path)
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(yaml.safe_dump({"name": "t", "seeds": [0], "episodes": 2, "episode_steps": 15, "robots": [
+        {"robot": "cartpole", "scenarios": ["weak_motor_test"],
+         "controllers": [{"label": "MB", "checkpoint": str(path)}]}]}))
+    suite = load_suite(suite_path)
+    first = run_suite(suite, tmp_path / "run", progress=False)
+    payload = load_checkpoint(path)
+    preset = from_dict(ControllerPreset, payload["preset"], source="test")
+    other = DynamicsModel(5, 1, preset.model, seed=1)  # another model of the same shape
+    save_checkpoint(tmp_path / "other.pt", robot="cartpole", obs_dim=5, action_dim=1, preset=to_dict(preset),
+                    model_state=other.state_dict())
+    shutil.copyfile(tmp_path / "other.pt", path)
+    second = run_suite(suite, tmp_path / "run", progress=False)
+    assert second[0]["mean"] != first[0]["mean"]
+    assert second[0]["mean"] == run_suite(suite, tmp_path / "fresh", progress=False)[0]["mean"]
+    records = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and len({r["checkpoint_sha256"] for r in records}) == 2
+    assert all(r["key"].endswith("/" + r["checkpoint_sha256"][:16]) for r in records)

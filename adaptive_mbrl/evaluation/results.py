@@ -4,22 +4,52 @@
 the same one). ``<out>/episodes.jsonl`` gets one JSON line per finished episode, flushed and fsynced as
 it arrives, so an interrupted suite loses at most the episodes that were running. A torn last line (a
 crash mid-write) is ignored on reading and that episode simply runs again.
+
+Episodes are keyed by what produced them, including the checkpoint's *content*
+(:func:`content_key`: the job's key plus the file's SHA-256), so a checkpoint replaced at the same path
+(retrained, copied over) has its episodes run again instead of re-reporting the old model's.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
 from adaptive_mbrl.config import to_dict
-from adaptive_mbrl.evaluation.suite import SuiteConfig
+from adaptive_mbrl.evaluation.suite import EpisodeJob, SuiteConfig
 from adaptive_mbrl.storage.atomic import atomic_write_yaml
 
 EPISODES_FILE = "episodes.jsonl"
 SUITE_FILE = "suite.yaml"
+DIGEST_CHARS = 16
+"""Hex characters of the checkpoint's SHA-256 kept in an episode key (64 bits)."""
+
+
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 (hex) of the file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_digests(jobs: Iterable[EpisodeJob]) -> dict[str, str]:
+    """Checkpoint path -> SHA-256 of its content, computed once per distinct checkpoint of ``jobs``."""
+    digests: dict[str, str] = {}
+    for job in jobs:
+        if job.checkpoint not in digests:
+            digests[job.checkpoint] = file_sha256(job.checkpoint)
+    return digests
+
+
+def content_key(job_key: str, checkpoint_sha256: str) -> str:
+    """The key an episode is stored and resumed under: the job's key and its checkpoint's content."""
+    return f"{job_key}/{checkpoint_sha256[:DIGEST_CHARS]}"
 
 
 class RunFolder:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from adaptive_mbrl.evaluation.executors import Executor, LocalExecutor
+from adaptive_mbrl.evaluation.progress import ProgressLog
 from adaptive_mbrl.evaluation.report import write_report
-from adaptive_mbrl.evaluation.results import RunFolder
+from adaptive_mbrl.evaluation.results import RunFolder, checkpoint_digests, content_key
 from adaptive_mbrl.evaluation.suite import SuiteConfig, expand_jobs
 
 
@@ -26,8 +25,10 @@ def run_suite(suite: SuiteConfig, out: str | Path, executor: Executor | None = N
         suite: the suite (e.g. :func:`~adaptive_mbrl.evaluation.suite.load_suite`).
         out: run folder (created). Finished episodes are appended to ``episodes.jsonl`` as they arrive.
         executor: where episodes run (default: this process).
-        resume: reuse the finished episodes of an earlier run of the same suite in ``out``.
-        progress: progress bar (default: when attached to a terminal).
+        resume: reuse the finished episodes of an earlier run of the same suite in ``out`` whose
+            checkpoints still have the same content (episodes are keyed by the checkpoint file's SHA-256).
+        progress: print a line per finished episode with an ETA (default and True: yes, also when stdout
+            is not a terminal; False: silent). See :mod:`adaptive_mbrl.evaluation.progress`.
 
     Returns:
         the summary rows (see :func:`~adaptive_mbrl.evaluation.report.summarize`).
@@ -35,19 +36,19 @@ def run_suite(suite: SuiteConfig, out: str | Path, executor: Executor | None = N
     jobs, skipped = expand_jobs(suite)
     folder = RunFolder(out, suite, resume=resume)
     finished = folder.finished()
-    wanted = {job.key for job in jobs}
-    todo = [job for job in jobs if job.key not in finished]
+    digests = checkpoint_digests(jobs)
+    keys = {job: content_key(job.key, digests[job.checkpoint]) for job in jobs}
+    todo = [job for job in jobs if keys[job] not in finished]
     executor = executor or LocalExecutor(1)
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"suite {suite.name}", unit="episode",
-               disable=None if progress is None else not progress)
-    try:
-        for result in executor.run(todo):
-            folder.append(result)
-            finished[result["key"]] = result
-            bar.update(1)
-            bar.set_postfix_str(f"{result['label']} {result['scenario']}: {result['return']:.1f}")
-    finally:
-        bar.close()
+    log = ProgressLog(len(jobs), already=len(jobs) - len(todo)) if progress is not False else None
+    for result in executor.run(todo):
+        sha256 = digests[result["checkpoint"]]
+        result = {**result, "key": content_key(result["key"], sha256), "checkpoint_sha256": sha256}
+        folder.append(result)
+        finished[result["key"]] = result
+        if log is not None:
+            log.episode(result)
+    wanted = set(keys.values())
     results = [r for key, r in finished.items() if key in wanted]
     labels = [entry.label for block in suite.robots for entry in block.controllers]
     return write_report(folder.path, results, suite.name, suite.baseline, skipped, labels)
