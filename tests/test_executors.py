@@ -1,8 +1,19 @@
-"""Executors: the same suite gives the same numbers in-process, in worker processes and on Ray."""
+"""Executors: the same suite gives the same numbers in-process, in worker processes and on Ray; no worker
+outlives its parent."""
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import yaml
 
 from adaptive_mbrl.evaluation import LocalExecutor, expand_jobs, load_suite, make_executor
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +59,73 @@ def test_bad_executor_settings_name_the_allowed_values() -> None:
         make_executor("slurm")
     with pytest.raises(ValueError, match="workers must be >= 1"):
         LocalExecutor(0)
+
+
+RUN_SUITE = """
+import sys
+from adaptive_mbrl.evaluation import LocalExecutor, load_suite, run_suite
+run_suite(load_suite(sys.argv[1]), sys.argv[2], LocalExecutor(2), progress=False)
+"""
+
+
+def _descendants(pid: int) -> list[int]:
+    """Pids of the processes below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited (its parent has not reaped it yet)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds worker processes through /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
+def test_no_worker_outlives_a_stopped_or_killed_parent(tmp_path: Path, tiny_cartpole_checkpoint,
+                                                      sig: signal.Signals) -> None:
+    """Workers (and multiprocessing's resource tracker) used to finish their episode and then sit idle
+    after ``kill -9`` or SIGTERM of ``eval --workers 2``."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "t", "seeds": [0, 1, 2, 3], "episodes": 25, "episode_steps": 200,
+                                     "robots": [{"robot": "cartpole", "scenarios": ["weak_motor_test"], "controllers": [
+                                         {"label": "MB", "checkpoint": str(tiny_cartpole_checkpoint)}]}]}))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    parent = subprocess.Popen([sys.executable, "-c", RUN_SUITE, str(suite), str(out)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "episodes.jsonl").exists():  # the workers are running episodes
+            assert parent.poll() is None, parent.stderr.read().decode()
+            assert time.monotonic() < deadline, "no episode finished in 120 s"
+            time.sleep(0.2)
+        workers = _descendants(parent.pid)
+        assert len(workers) >= 2, workers  # two workers (and the resource tracker)
+        parent.send_signal(sig)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _alive(pid)], "worker processes outlived their parent"
+        if sig != signal.SIGKILL:
+            assert parent.returncode != 0
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for pid in _descendants(parent.pid) + [pid for pid in locals().get("workers", []) if _alive(pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

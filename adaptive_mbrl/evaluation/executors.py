@@ -6,14 +6,22 @@ thread, so the numbers are the same for every executor and worker count.
 
 - ``local`` (default): ``workers = 1`` runs in this process; more uses a
   :class:`concurrent.futures.ProcessPoolExecutor` (``spawn``, so no inherited torch/MuJoCo state).
+  No worker outlives the run: on SIGTERM / SIGINT (Ctrl-C) or any error the parent terminates its
+  workers before it exits, workers ignore SIGINT (the parent decides), and a worker whose parent is gone
+  (``kill -9``) exits by itself within :data:`ORPHAN_POLL_S` seconds (a watcher thread polls its parent
+  pid), after which multiprocessing's resource tracker exits too.
 - ``ray``: one Ray task per episode (``num_cpus=1``) on the cluster at ``address`` (``None`` starts or
   joins a local instance; ``"auto"`` joins the running cluster). Needs ``pip install "adaptive_mbrl[ray]"``.
   Ray schedules the tasks; this module only submits them and collects results.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Iterable, Iterator, Protocol
 
@@ -21,6 +29,8 @@ from adaptive_mbrl.evaluation.episode import run_job
 from adaptive_mbrl.evaluation.suite import EpisodeJob
 
 EXECUTORS = ("local", "ray")
+ORPHAN_POLL_S = 0.5
+"""How often a worker checks that its parent is still alive (s)."""
 
 
 class Executor(Protocol):
@@ -29,8 +39,55 @@ class Executor(Protocol):
     def run(self, jobs: Iterable[EpisodeJob]) -> Iterator[dict[str, Any]]: ...
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
+    """Set up a local worker process: one OpenMP thread, SIGINT left to the parent, exit when orphaned."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="orphan-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int, poll_s: float = ORPHAN_POLL_S) -> None:
+    """Exit this process as soon as its parent is no longer ``parent_pid`` (it died; we were re-parented)."""
+    while os.getppid() == parent_pid:
+        time.sleep(poll_s)
+    os._exit(1)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Inside: SIGTERM raises ``SystemExit(143)`` in the main thread (so cleanup runs) instead of killing
+    the process outright. Outside the main thread signals cannot be handled; nothing changes there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, timeout_s: float = 5.0) -> None:
+    """Terminate the pool's worker processes now (their episodes are abandoned) and reap them.
+
+    ``ProcessPoolExecutor`` (before Python 3.14's ``terminate_workers``) has no public way to do this:
+    its ``_processes`` map is the only handle on the workers.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
 
 
 class LocalExecutor:
@@ -52,18 +109,29 @@ class LocalExecutor:
                 yield run_job(job, self.device)
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init) as pool:
-            pending, queue = set(), iter(jobs)
-            while True:
-                for job in queue:
-                    pending.add(pool.submit(run_job, job, self.device))
-                    if len(pending) >= 2 * self.workers:
-                        break
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+        with _sigterm_raises():
+            pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init,
+                                       initargs=(os.getpid(),))
+            try:
+                yield from self._submit_and_collect(pool, jobs)
+            except BaseException:  # SIGTERM (as SystemExit), Ctrl-C, an episode's error, the consumer closing
+                _stop_workers(pool)
+                raise
+            pool.shutdown(wait=True)
+
+    def _submit_and_collect(self, pool: ProcessPoolExecutor, jobs: list[EpisodeJob]) -> Iterator[dict[str, Any]]:
+        """Keep at most ``2 * workers`` jobs in flight; yield results as they finish."""
+        pending, queue = set(), iter(jobs)
+        while True:
+            for job in queue:
+                pending.add(pool.submit(run_job, job, self.device))
+                if len(pending) >= 2 * self.workers:
+                    break
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
 
 
 class RayExecutor:
