@@ -13,6 +13,7 @@ The scenario ``joint_break_midepisode`` disables the half_cheetah's front shin (
 and, with a trained adaptive controller (e.g. ``--preset mb_de``), recover::
 
     python examples/gymnasium_loop.py --checkpoint runs/mb_hc/model.pt --preset mb_de --steps 600
+    python examples/gymnasium_loop.py --checkpoint shipped:half_cheetah/mb --preset mb_de --steps 600
 
 Without ``--checkpoint`` it uses ``controllers/checkpoints/<robot>/mb.pt`` when that exists, and otherwise
 an untrained model (it runs, but the robot will not run forward).
@@ -26,7 +27,7 @@ import sys
 import numpy as np
 
 import adaptive_mbrl as am
-from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.control import AdaptiveController, Controller
 from adaptive_mbrl.envs import ScenarioSpec, get_scenario
 from adaptive_mbrl.paths import controllers_dir
 
@@ -68,7 +69,7 @@ def scenario_breaking_at(robot: str, scenario: str, break_at: int | None) -> Sce
                                              for e in spec.events])
 
 
-def run(env: am.RobotEnv, ctrl: AdaptiveController, steps: int, print_every: int) -> list[float]:
+def run(env: am.RobotEnv, ctrl: Controller, steps: int, print_every: int) -> list[float]:
     """Up to ``steps`` control steps of the user's loop; returns the reward of each step."""
     obs, info = env.reset()
     ctrl.reset()
@@ -97,7 +98,8 @@ def run(env: am.RobotEnv, ctrl: AdaptiveController, steps: int, print_every: int
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a trained model (default: the shipped one, else untrained)")
+    parser.add_argument("--checkpoint", help="a trained model.pt or shipped:<robot>/<name> (default: the shipped "
+                        "<robot>/mb, else untrained)")
     parser.add_argument("--preset", help="run the checkpoint's model with this preset, e.g. mb_de")
     parser.add_argument("--robot", default="half_cheetah")
     parser.add_argument("--scenario", default="joint_break_midepisode")

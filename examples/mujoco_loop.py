@@ -29,7 +29,7 @@ import mujoco
 import numpy as np
 
 import adaptive_mbrl as am
-from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.control import AdaptiveController, Controller
 from adaptive_mbrl.envs.objectives import make_objective
 from adaptive_mbrl.envs.robot_spec import InitNoise, ObjectiveSpec, RobotSpec
 from adaptive_mbrl.paths import controllers_dir
@@ -116,7 +116,7 @@ def break_joint(model: mujoco.MjModel, actuators: np.ndarray, spec: RobotSpec, j
 
 
 # --- the loop ----------------------------------------------------------------------------------------
-def run(spec: RobotSpec, model: mujoco.MjModel, data: mujoco.MjData, ctrl: AdaptiveController, steps: int,
+def run(spec: RobotSpec, model: mujoco.MjModel, data: mujoco.MjData, ctrl: Controller, steps: int,
         break_at: int, joint: int | str, seed: int, print_every: int) -> list[float]:
     """``steps`` control steps; the joint breaks before the action of step ``break_at``. Returns rewards."""
     actuators = actuator_indices(model, spec.actuated_joints)
@@ -144,7 +144,8 @@ def run(spec: RobotSpec, model: mujoco.MjModel, data: mujoco.MjData, ctrl: Adapt
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a trained model (default: the shipped one, else untrained)")
+    parser.add_argument("--checkpoint", help="a trained model.pt or shipped:<robot>/<name> (default: the shipped "
+                        "<robot>/mb, else untrained)")
     parser.add_argument("--preset", help="run the checkpoint's model with this preset, e.g. mb_de")
     parser.add_argument("--robot", default="half_cheetah", choices=["half_cheetah", "ant", "cartpole"])
     parser.add_argument("--break-at", type=int, default=300, help="step at which the joint breaks")

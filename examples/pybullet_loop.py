@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 import adaptive_mbrl as am
-from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.control import AdaptiveController, Controller
 from adaptive_mbrl.envs.factory import make_simulator
 from adaptive_mbrl.envs.objectives import Objective, make_objective
 from adaptive_mbrl.envs.robot_spec import RobotSpec
@@ -70,7 +70,7 @@ def reset_state(spec: RobotSpec, sim: Simulator, objective: Objective, rng: np.r
     return objective.observe(*sim.state())
 
 
-def run(spec: RobotSpec, sim: Simulator, ctrl: AdaptiveController, steps: int, break_at: int, joint: int | str,
+def run(spec: RobotSpec, sim: Simulator, ctrl: Controller, steps: int, break_at: int, joint: int | str,
         seed: int, print_every: int) -> list[float]:
     """``steps`` control steps; the joint breaks before the action of step ``break_at``. Returns rewards."""
     objective = make_objective(spec.objective, sim.nq, sim.nv)  # observation layout and reward
@@ -98,7 +98,8 @@ def run(spec: RobotSpec, sim: Simulator, ctrl: AdaptiveController, steps: int, b
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a trained model (default: the shipped one, else untrained)")
+    parser.add_argument("--checkpoint", help="a trained model.pt or shipped:<robot>/<name> (default: the shipped "
+                        "<robot>/mb, else untrained)")
     parser.add_argument("--preset", help="run the checkpoint's model with this preset, e.g. mb_de")
     parser.add_argument("--robot", default="half_cheetah", choices=["half_cheetah", "ant", "a1"])
     parser.add_argument("--break-at", type=int, default=300, help="step at which the joint breaks")

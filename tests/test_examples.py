@@ -84,6 +84,20 @@ def test_without_a_checkpoint_the_shipped_one_is_used_else_an_untrained_one_with
     assert f"controller: {shipped}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", ["gymnasium_loop", "mujoco_loop"])
+def test_examples_take_a_shipped_checkpoint_reference(name: str, capsys) -> None:
+    """``shipped:<robot>/<name>`` works in the Python API (it used to be "does not exist" outside the CLI)."""
+    example = load_example(name)
+    rewards = example.main(["--checkpoint", "shipped:half_cheetah/mb", "--steps", "2", "--print-every", "0"])
+    assert_rewards(rewards, 2)
+    assert "controller: shipped:half_cheetah/mb" in capsys.readouterr().out
+
+
+def test_example_controllers_satisfy_the_controller_contract(checkpoint: Path) -> None:
+    ctrl = load_example("gymnasium_loop").load_controller(str(checkpoint), "half_cheetah", None, seed=0, obs_dim=17)
+    assert isinstance(ctrl, am.Controller)
+
+
 # --- raw MuJoCo --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("robot", ["half_cheetah", "ant", "cartpole"])
 def test_mujoco_loop_observation_equals_the_envs_on_the_same_state(robot: str) -> None:
