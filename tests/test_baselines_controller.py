@@ -119,3 +119,25 @@ def test_controller_rejects_bad_observations() -> None:
         ctrl.act(np.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
         ctrl.act(np.array([0, 1, 0, np.nan, 0]))
+
+
+def test_baseline_controllers_keep_the_controller_contract() -> None:
+    """The same input checks as AdaptiveController; a new task's reset() restores the seeded sampling."""
+    from adaptive_mbrl.control import Controller
+    torch.manual_seed(0)
+    from adaptive_mbrl.baselines.pearl import PEARLAgent
+    preset = PEARLPreset(**{**TINY_PEARL.__dict__, "sample_z": True})
+    ctrl = PEARLController(PEARLAgent(5, 1, preset), am.make("cartpole").reward_fn, seed=3, deterministic=False)
+    assert isinstance(ctrl, Controller)
+    ctrl.reset()
+    obs = np.full(5, 0.1)
+    with pytest.raises(ValueError, match="got shape \\(5, 1\\)"):
+        ctrl.act(obs[:, None])
+    with pytest.raises(TypeError, match="dtype bool"):
+        ctrl.act(np.ones(5, dtype=bool))
+    with pytest.raises(ValueError, match="outside the action space \\[-1, 1\\] at indices \\[0\\]: values \\[2\\]"):
+        ctrl.observe(obs, np.array([2.0]), obs)
+    assert len(ctrl.episode) == 0
+    first = [ctrl.act(obs) for _ in range(3)]
+    ctrl.reset()
+    np.testing.assert_array_equal(np.stack([ctrl.act(obs) for _ in range(3)]), np.stack(first))
