@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import adaptive_mbrl as am
-from adaptive_mbrl.adaptation.base import make_adapter
+from adaptive_mbrl.adaptation.registry import make_adapter
 from adaptive_mbrl.adaptive_policy import AdaptivePolicy
 from adaptive_mbrl.config import from_dict
 from adaptive_mbrl.control import AdaptiveController

@@ -81,7 +81,7 @@ def test_threads_are_set_when_the_controller_is_built(tiny_cartpole_checkpoint: 
 def test_baselines_take_no_preset_or_overrides(tmp_path: Path) -> None:
     from adaptive_mbrl.baselines.presets import load_baseline_preset
     from adaptive_mbrl.config import to_dict
-    from adaptive_mbrl.training.checkpoint import save_checkpoint
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
 
     path = save_checkpoint(tmp_path / "p.pt", robot="cartpole", obs_dim=5, action_dim=1,
                            preset=to_dict(load_baseline_preset("pearl")), model_state={})

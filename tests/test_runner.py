@@ -77,7 +77,7 @@ def test_a_checkpoint_replaced_at_the_same_path_is_evaluated_again(tmp_path: Pat
     from adaptive_mbrl.config import from_dict, to_dict
     from adaptive_mbrl.models.dynamics import DynamicsModel
     from adaptive_mbrl.presets import ControllerPreset
-    from adaptive_mbrl.training.checkpoint import load_checkpoint, save_checkpoint
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint, save_checkpoint
 
     path = tmp_path / "model.pt"
     shutil.copyfile(tiny_cartpole_checkpoint, path)
