@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
-import os
 import re
 import time
 import warnings
@@ -54,6 +52,9 @@ from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock
 from adaptive_mbrl.presets import ControllerPreset, load_preset, save_preset, with_overrides
 from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.training.train_model import RunSettings
+
+# the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
+from _common import default_runs_dir, file_digest, keyed_folder
 
 
 class Method(NamedTuple):
@@ -77,11 +78,6 @@ EPISODE_SEED = 10_000
 TRAINING_SECTIONS = ("training", "meta", "model")
 # --run-set changes how every method's trained model is run (a planner-budget study on the same checkpoints)
 RUN_SECTIONS = ("planner",)
-
-
-def default_runs_dir() -> Path:
-    """``$ADAPTIVE_MBRL_RUNS`` if set, else ``runs``."""
-    return Path(os.environ.get("ADAPTIVE_MBRL_RUNS") or "runs")
 
 
 def run_dir(robot: str, scenario: str, preset: str, seed: int | str, tag: str = "",
@@ -123,15 +119,6 @@ def train(robot: str, scenario: str, preset_name: str, seed: int, folder: Path, 
                   resume=(folder / "progress.json").exists())
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def checkpoint_pattern(args: argparse.Namespace, label: str) -> str:
     """Method ``label``'s checkpoint path with the suite's ``{seed}`` placeholder."""
     trained = METHODS[label].trained
@@ -147,9 +134,8 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
                 "episode_steps": args.episode_steps, "checkpoints": patterns,
                 "presets": {label: to_dict(p) for label, p in presets.items()},
                 "weights": {f"{label} s{seed}": file_digest(path) for (label, seed), path in checkpoints.items()}}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-    folder = (args.runs_dir / f"adapt_eval_{args.robot}_{args.train_scenario}"
-              f"{'_' + args.tag if args.tag else ''}_{digest}")
+    folder = keyed_folder(args.runs_dir, f"adapt_eval_{args.robot}_{args.train_scenario}"
+                          f"{'_' + args.tag if args.tag else ''}", identity)
     entries = []
     for label in args.methods:
         path = save_preset(presets[label], folder / "presets" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.yaml")
