@@ -34,3 +34,18 @@ def keyed_folder(root: Path, prefix: str, identity: dict[str, Any]) -> Path:
     any change gets a fresh one."""
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return Path(root) / f"{prefix}_{digest}"
+
+
+def check_test_scenarios(robot: str, scenarios: list[str], episode_steps: int | None) -> None:
+    """Fail before any training if an evaluation scenario is unknown for ``robot`` or has an event that
+    could never fire within ``episode_steps`` (``None``: the robot's episode length); the message lists
+    the allowed scenarios."""
+    from adaptive_mbrl.envs.robot_spec import load_robot
+    from adaptive_mbrl.envs.scenarios import resolve_scenario
+
+    steps = episode_steps or load_robot(robot).episode_steps
+    for name in scenarios:
+        try:
+            resolve_scenario(robot, name).check_episode_steps(steps)
+        except ValueError as err:
+            raise SystemExit(f"test scenario {name!r}: {err}") from None

@@ -48,13 +48,14 @@ import torch
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint, run_suite
-from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock
+from adaptive_mbrl.envs.scenarios import scenario_slug
+from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.presets import ControllerPreset, load_preset, save_preset, with_overrides
 from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.training.train_model import RunSettings
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import default_runs_dir, file_digest, keyed_folder
+from _common import check_test_scenarios, default_runs_dir, file_digest, keyed_folder
 
 
 class Method(NamedTuple):
@@ -85,7 +86,7 @@ def run_dir(robot: str, scenario: str, preset: str, seed: int | str, tag: str = 
     """The training run folder of ``preset`` (seed ``seed``; ``"{seed}"`` gives the suite's checkpoint
     pattern) on ``robot`` / ``scenario``."""
     root = default_runs_dir() if runs_dir is None else Path(runs_dir)
-    return root / f"adapt_{robot}_{scenario}_{preset}{'_' + tag if tag else ''}_s{seed}"
+    return root / f"adapt_{robot}_{scenario_slug(scenario)}_{preset}{'_' + tag if tag else ''}_s{seed}"
 
 
 def run_preset(label: str, run_overrides: list[str] | tuple[str, ...] = ()) -> ControllerPreset:
@@ -134,17 +135,18 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
                 "episode_steps": args.episode_steps, "checkpoints": patterns,
                 "presets": {label: to_dict(p) for label, p in presets.items()},
                 "weights": {f"{label} s{seed}": file_digest(path) for (label, seed), path in checkpoints.items()}}
-    folder = keyed_folder(args.runs_dir, f"adapt_eval_{args.robot}_{args.train_scenario}"
+    folder = keyed_folder(args.runs_dir, f"adapt_eval_{args.robot}_{scenario_slug(args.train_scenario)}"
                           f"{'_' + args.tag if args.tag else ''}", identity)
     entries = []
     for label in args.methods:
         path = save_preset(presets[label], folder / "presets" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.yaml")
         entries.append(ControllerEntry(label, patterns[label], str(path)))
-    suite = SuiteConfig(name=f"adapt_{args.robot}_{args.train_scenario}", seeds=list(args.seeds),
+    suite = SuiteConfig(name=f"adapt_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
                         episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
                         baseline="MB", robots=[RobotBlock(args.robot, list(args.test_scenarios), entries,
                                                           args.backend)],
                         description=f"{', '.join(args.methods)} trained on {args.train_scenario}")
+    validate_suite(suite, "adaptation.py")
     return suite, folder
 
 
@@ -227,6 +229,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     presets = {label: run_preset(label, args.run_overrides) for label in args.methods}  # bad settings fail first
+    if not args.train_only:
+        check_test_scenarios(args.robot, args.test_scenarios, args.episode_steps)
 
     checkpoints: dict[tuple[str, int], Path] = {}
     trained: set[Path] = set()

@@ -38,12 +38,13 @@ import torch
 
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, run_suite
-from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock
+from adaptive_mbrl.envs.scenarios import scenario_slug
+from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.training.train_model import RunSettings
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import default_runs_dir, file_digest, keyed_folder
+from _common import check_test_scenarios, default_runs_dir, file_digest, keyed_folder
 
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal"}
 BASELINES = {"PEARL": "pearl", "RL2": "rl2"}
@@ -56,7 +57,7 @@ def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = 
             runs_dir: Path | None = None) -> Path:
     """``method``'s training run folder (``seed="{seed}"``: the suite's checkpoint pattern)."""
     root = default_runs_dir() if runs_dir is None else Path(runs_dir)
-    return root / f"sample_{robot}_{scenario}_{method.lower()}{'_' + tag if tag else ''}_s{seed}"
+    return root / f"sample_{robot}_{scenario_slug(scenario)}_{method.lower()}{'_' + tag if tag else ''}_s{seed}"
 
 
 def method_preset(method: str, iterations: int, overrides: list[str]) -> Any:
@@ -161,12 +162,14 @@ def build_suite(args: argparse.Namespace, records: dict[tuple[str, int], dict[st
         raise SystemExit("sample_efficiency.py: no run reached any budget yet (train without --eval-only)")
     baseline = max((e.label for e in entries if e.label.startswith(f"{args.methods[0]}@")),
                    key=lambda label: int(label.split("@")[1]), default=entries[0].label)
-    suite = SuiteConfig(name=f"sample_{args.robot}_{args.train_scenario}", seeds=list(args.seeds),
+    suite = SuiteConfig(name=f"sample_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
                         episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
                         baseline=baseline, robots=[RobotBlock(args.robot, [args.test_scenario], entries)],
                         description=f"held-out return per training budget, trained on {args.train_scenario}")
-    folder = keyed_folder(args.runs_dir, f"sample_eval_{args.robot}_{args.train_scenario}_{args.test_scenario}"
-                          f"{'_' + args.tag if args.tag else ''}", {"suite": to_dict(suite), "weights": weights})
+    validate_suite(suite, "sample_efficiency.py")
+    folder = keyed_folder(args.runs_dir, f"sample_eval_{args.robot}_{scenario_slug(args.train_scenario)}_"
+                          f"{scenario_slug(args.test_scenario)}{'_' + args.tag if args.tag else ''}",
+                          {"suite": to_dict(suite), "weights": weights})
     return suite, folder
 
 
@@ -225,6 +228,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.overrides:
         method_preset("MB", 0, args.overrides)  # a bad setting fails before anything trains
+    if not args.train_only:
+        check_test_scenarios(args.robot, [args.test_scenario], args.episode_steps)
     records = {}
     for seed in args.seeds:
         for method in args.methods:

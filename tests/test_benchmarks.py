@@ -34,14 +34,20 @@ SMOKE_TESTED = {"adaptation", "adaptation_gain", "control_rate", "env_speed", "m
 """Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
 
 
-def run_script(name: str, *args: str, runs_dir: Path | None = None, timeout: float = 300) -> list[str]:
-    """Run ``benchmarks/<name>.py ARGS`` like a user does; its stdout lines (the provenance line first)."""
+def start_script(name: str, *args: str, runs_dir: Path | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python benchmarks/<name>.py ARGS`` from the repository root, finished."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     if runs_dir is not None:
         env["ADAPTIVE_MBRL_RUNS"] = str(runs_dir)
-    result = subprocess.run([sys.executable, str(Path("benchmarks") / f"{name}.py"), *args], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, str(Path("benchmarks") / f"{name}.py"), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_script(name: str, *args: str, runs_dir: Path | None = None, timeout: float = 300) -> list[str]:
+    """Run ``benchmarks/<name>.py ARGS`` like a user does; its stdout lines (the provenance line first)."""
+    result = start_script(name, *args, runs_dir=runs_dir, timeout=timeout)
     assert result.returncode == 0, f"{name}.py failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     lines = result.stdout.splitlines()
     assert PROVENANCE.fullmatch(lines[0]), f"first line is not the provenance line: {lines[0]!r}"
@@ -97,15 +103,25 @@ def adaptation_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return runs
 
 
+@pytest.mark.parametrize("script, scenario_flag", [("adaptation", "--test-scenarios"),
+                                                   ("sample_efficiency", "--test-scenario")])
+def test_a_bad_test_scenario_fails_before_any_training(tmp_path: Path, script: str, scenario_flag: str) -> None:
+    result = start_script(script, "--robot", "cartpole", "--train-scenario", "weak_motor_train", scenario_flag,
+                          "weak_motor_tset", runs_dir=tmp_path)
+    assert result.returncode != 0
+    assert "test scenario 'weak_motor_tset'" in result.stderr and "weak_motor_test" in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing trained
+
+
 @pytest.mark.slow
 def test_adaptation_evaluates_through_a_suite_and_resumes_it(adaptation_runs: Path) -> None:
     args = [*ADAPT, "--eval-only", "--methods", "MB", "MB+DE", "GrBAL-guarded", "ReBAL-gated",
-            "--test-scenarios", "weak_motor_test", "motor_fault_midepisode", "--episodes", "1",
+            "--test-scenarios", "weak_motor_test", "tip_payload_test", "--episodes", "1",
             "--episode-steps", "20", "--run-set", *TINY_PLANNER]
     lines = run_script("adaptation", *args, runs_dir=adaptation_runs)
     rows = table(lines, "| scenario | method | episodes | return | ratio to MB |")
     assert [(r["scenario"], r["method"]) for r in rows] == [
-        (s, m) for s in ("motor_fault_midepisode", "weak_motor_test")
+        (s, m) for s in ("tip_payload_test", "weak_motor_test")
         for m in ("MB", "MB+DE", "GrBAL-guarded", "ReBAL-gated")]
     assert all(math.isfinite(number(r["return"])) and number(r["control Hz"]) > 0 for r in rows)
     survival = table(lines, "| scenario | method | steps survived")
@@ -162,7 +178,7 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
 @pytest.mark.slow
 def test_mb_learning_prints_the_learning_curve_and_the_evaluation(tmp_path: Path) -> None:
     lines = run_script("mb_learning", "--robot", "cartpole", "--train-scenario", "nominal", "--eval-scenarios",
-                       "motor_fault_midepisode", "--controllers", "mb", "--episodes", "1", "--episode-steps", "20",
+                       "weak_motor_test", "--controllers", "mb", "--episodes", "1", "--episode-steps", "20",
                        "--run-dir", str(tmp_path / "run"), "--iterations", "1", "--threads", "1", "--set",
                        *TINY_TRAINING, "training.steps_per_iteration=100", "training.episode_steps=50",
                        *TINY_PLANNER)
@@ -171,7 +187,7 @@ def test_mb_learning_prints_the_learning_curve_and_the_evaluation(tmp_path: Path
     assert all(math.isfinite(number(r["val loss"])) for r in curve)
     assert number(curve[1]["mean return of the round's MPC episodes"]) < 0
     evaluation = table(lines, "| controller | scenario | mean return |")
-    assert [(r["controller"], r["scenario"]) for r in evaluation] == [("mb", "motor_fault_midepisode")]
+    assert [(r["controller"], r["scenario"]) for r in evaluation] == [("mb", "weak_motor_test")]
     assert number(evaluation[0]["control Hz"]) > 0
 
 
