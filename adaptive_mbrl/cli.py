@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "holding results of other settings is refused (use another --out)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("bench", help="run a benchmark script of benchmarks/ (each prints a table)")
+    p = sub.add_parser("bench", help="run a benchmark script of benchmarks/ (each prints a table; source "
+                       "checkout only)")
     p.add_argument("name", help="benchmark name (adaptive-mbrl list benchmarks)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script, after --")
     p.set_defaults(func=_cmd_bench)

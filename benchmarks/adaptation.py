@@ -38,7 +38,6 @@ import dataclasses
 import json
 import re
 import time
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,8 +46,8 @@ import torch
 
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
-from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint, run_suite
 from adaptive_mbrl.envs.scenarios import scenario_slug
+from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint, run_suite
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.presets import ControllerPreset, load_preset, save_preset, with_overrides
 from adaptive_mbrl.provenance import provenance_line
@@ -224,8 +223,6 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     print(provenance_line(), flush=True)
     args = parse_args()
-    for message in ("Mean of empty slice", "invalid value encountered"):  # bins after every episode ended
-        warnings.filterwarnings("ignore", message, RuntimeWarning)
     if args.threads:
         torch.set_num_threads(args.threads)
     presets = {label: run_preset(label, args.run_overrides) for label in args.methods}  # bad settings fail first
