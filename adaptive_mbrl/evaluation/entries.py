@@ -9,7 +9,7 @@ suite file and the field:
 - ``set`` settings that do not apply to the entry's preset (the ``--set`` error messages), or any on a
   model-free baseline's checkpoint.
 
-Only the checkpoints' metadata is read: the ``.yaml`` twin that :func:`~adaptive_mbrl.training.checkpoint.
+Only the checkpoints' metadata is read: the ``.yaml`` twin that :func:`~adaptive_mbrl.storage.checkpoint.
 save_checkpoint` writes next to the ``.pt``, or the ``.pt`` itself (``weights_only``) where there is none.
 Missing checkpoints are left to :func:`~adaptive_mbrl.evaluation.suite.expand_jobs` (optional ones are
 skipped there).
@@ -38,7 +38,7 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
             summary = None
         if isinstance(summary, dict) and {"robot", "preset"} <= set(summary):
             return summary
-    from adaptive_mbrl.training.checkpoint import load_checkpoint
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
     return load_checkpoint(path)
 
 
