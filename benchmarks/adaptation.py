@@ -16,17 +16,18 @@ study); ``--backend pybullet`` trains and evaluates on PyBullet (the A1 quadrupe
 The evaluation is an evaluation suite (:func:`adaptive_mbrl.evaluation.run_suite`): methods x training
 seeds x test scenarios x ``--episodes`` episodes (environment seeds 10_000 + i, so every method faces the
 same tasks) on ``--workers`` local processes (the same numbers for any worker count). Its run folder
-``<runs-dir>/adapt_eval_<robot>_<train>[_<tag>]_<digest>`` holds ``suite.yaml``, the presets every method
-runs with (``presets/<label>.yaml``), the episodes, ``summary.md`` / ``.csv`` and the plots
+``<runs-dir>/adapt_eval_<robot>_<train>[_<tag>]_<digest>`` holds ``suite.yaml`` (each method's checkpoint,
+preset and run-time ``set:`` settings), the episodes, ``summary.md`` / ``.csv`` and the plots
 (``returns.png``, ``damage_*.png``: the reward around a mid-episode damage). The digest covers everything
-that decides the episodes (the suite, the run presets' contents and the checkpoints' bytes), so the same
-command resumes an interrupted evaluation and a retrained model or an edited preset gets a fresh folder.
+that decides the episodes (the suite, the contents of the presets the methods run with and the
+checkpoints' bytes), so the same command resumes an interrupted evaluation and a retrained model or an
+edited preset gets a fresh folder.
 The script prints the suite's summary (mean return, ratio to MB with its 95 % bootstrap interval,
 recovery steps after a mid-episode change, control rate), then what it lacks: each training run's data
 budget and wall-clock, and how long the episodes lasted (the others ended in a fall).
 
 GrBAL-guarded and ReBAL-gated are the GrBAL / ReBAL checkpoints run with their run-time safeguards, as
-overrides of the shipped presets (``adapter.backtracking=6``: an inner step that raises the window loss is
+``set:`` settings of their suite entries (``adapter.backtracking=6``: an inner step that raises the window loss is
 halved up to 6 times, else dropped; ``adapter.context_gate=true``: the encoded context is kept only if it
 fits the window better than the prior's). GrBAL-prior (an ablation) is the GrBAL-trained prior run
 without adaptation.
@@ -36,7 +37,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -49,9 +49,11 @@ from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint, run_suite
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
-from adaptive_mbrl.presets import ControllerPreset, load_preset, save_preset, with_overrides
+from adaptive_mbrl.presets import ControllerPreset, load_preset, with_run_overrides
 from adaptive_mbrl.provenance import provenance_line
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
+from adaptive_mbrl.trainer import load_training_preset
+from adaptive_mbrl.trainer import train as train_preset
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
 from _common import check_test_scenarios, default_runs_dir, file_digest, keyed_folder
@@ -62,7 +64,7 @@ class Method(NamedTuple):
 
     trained: str                      # preset whose training makes the run folder
     run: str                          # shipped preset the evaluation episodes play with ...
-    overrides: tuple[str, ...] = ()   # ... changed by these SECTION.KEY=VALUE settings
+    overrides: tuple[str, ...] = ()   # ... changed by these run-time settings (a suite entry's set:)
 
 
 METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Method("grbal", "grbal"),
@@ -88,24 +90,17 @@ def run_dir(robot: str, scenario: str, preset: str, seed: int | str, tag: str = 
     return root / f"adapt_{robot}_{scenario_slug(scenario)}_{preset}{'_' + tag if tag else ''}_s{seed}"
 
 
+def run_settings(label: str, run_overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Method ``label``'s run-time settings: its own (e.g. ``adapter.backtracking=6``), then
+    ``run_overrides`` (``--run-set``, e.g. ``planner.samples=300``)."""
+    return [*METHODS[label].overrides, *run_overrides]
+
+
 def run_preset(label: str, run_overrides: list[str] | tuple[str, ...] = ()) -> ControllerPreset:
-    """The preset method ``label`` plays its episodes with: its shipped preset with the method's own
-    overrides, then ``run_overrides`` (e.g. ``planner.samples=300``); named ``label``."""
-    method = METHODS[label]
-    preset = with_overrides(load_preset(method.run), [*method.overrides, *run_overrides])
+    """The preset method ``label`` plays its episodes with (what its suite entry resolves to): its shipped
+    preset with :func:`run_settings` applied, named ``label``."""
+    preset = with_run_overrides(load_preset(METHODS[label].run), run_settings(label, run_overrides))
     return dataclasses.replace(preset, name=label)
-
-
-def _train(preset: ControllerPreset, settings: RunSettings, folder: Path, resume: bool) -> Path:
-    """The one place that picks the trainer: meta-training for GrBAL / ReBAL adapters, model fitting
-    otherwise. Returns the checkpoint."""
-    # TODO(trainer): replace the body by `return train(preset, settings, folder, resume=resume)` once
-    # adaptive_mbrl.training.trainer.train lands.
-    if preset.adapter.kind in ("grbal", "rebal"):
-        from adaptive_mbrl.training.meta_train import meta_train
-        return meta_train(preset, settings, folder, resume=resume)
-    from adaptive_mbrl.training.train_model import train_model
-    return train_model(preset, settings, folder, resume=resume)
 
 
 def train(robot: str, scenario: str, preset_name: str, seed: int, folder: Path, iterations: int | None = None,
@@ -113,10 +108,8 @@ def train(robot: str, scenario: str, preset_name: str, seed: int, folder: Path, 
     """Train (or finish training) one preset in ``folder``; returns its checkpoint. ``iterations`` and
     ``overrides`` (``SECTION.KEY=VALUE``) change the preset's training the same way for every method, so
     the data budgets stay equal."""
-    rounds = [f"training.iterations={iterations}"] if iterations is not None else []
-    preset = with_overrides(load_preset(preset_name), rounds + (overrides or []))
-    return _train(preset, RunSettings(robot, scenario, backend=backend, seed=seed), folder,
-                  resume=(folder / "progress.json").exists())
+    preset = load_training_preset(preset_name, iterations, overrides or [])
+    return train_preset(preset, RunSettings(robot, scenario, backend=backend, seed=seed), folder, resume=True)
 
 
 def checkpoint_pattern(args: argparse.Namespace, label: str) -> str:
@@ -127,7 +120,8 @@ def checkpoint_pattern(args: argparse.Namespace, label: str) -> str:
 
 def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Path],
                 presets: dict[str, ControllerPreset]) -> tuple[SuiteConfig, Path]:
-    """The evaluation suite and its run folder; writes the run presets into ``<folder>/presets/``."""
+    """The evaluation suite (validated like a suite file) and its run folder. ``presets``: what each
+    method's entry resolves to (:func:`run_preset`), so that an edited shipped preset changes the folder."""
     patterns = {label: checkpoint_pattern(args, label) for label in args.methods}
     identity = {"robot": args.robot, "backend": args.backend, "train": args.train_scenario,
                 "scenarios": args.test_scenarios, "seeds": args.seeds, "episodes": args.episodes,
@@ -136,13 +130,11 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
                 "weights": {f"{label} s{seed}": file_digest(path) for (label, seed), path in checkpoints.items()}}
     folder = keyed_folder(args.runs_dir, f"adapt_eval_{args.robot}_{scenario_slug(args.train_scenario)}"
                           f"{'_' + args.tag if args.tag else ''}", identity)
-    entries = []
-    for label in args.methods:
-        path = save_preset(presets[label], folder / "presets" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.yaml")
-        entries.append(ControllerEntry(label, patterns[label], str(path)))
+    entries = [ControllerEntry(label, patterns[label], METHODS[label].run,
+                               set=run_settings(label, args.run_overrides)) for label in args.methods]
     suite = SuiteConfig(name=f"adapt_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
                         episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
-                        baseline="MB", robots=[RobotBlock(args.robot, list(args.test_scenarios), entries,
+                        baseline="MB" if "MB" in args.methods else args.methods[0], robots=[RobotBlock(args.robot, list(args.test_scenarios), entries,
                                                           args.backend)],
                         description=f"{', '.join(args.methods)} trained on {args.train_scenario}")
     validate_suite(suite, "adaptation.py")

@@ -13,9 +13,9 @@ every method's model is scored on the **same** held-out transitions, offline:
 2. Every run of M + K consecutive transitions of an episode (M = the adapter's window, K = 16) is one
    window. GrBAL: the prior's loss on the K future transitions, and the loss after the inner gradient
    step on the M past ones (with its meta-learned step sizes; GrBAL-guarded: with backtracking,
-   ``adapter.backtracking=6``). ReBAL: the loss with the empty-window context (its prior), and with the
+   ``--set adapter.backtracking=6``). ReBAL: the loss with the empty-window context (its prior), and with the
    context encoded from the M past transitions (ReBAL-gated: the context it plans with under
-   ``adapter.context_gate=true``). MB+DE: the MB model,
+   ``--set adapter.context_gate=true``). MB+DE: the MB model,
    and the same model fine-tuned (the ``mb_de`` preset's Adam steps, accumulating) on the episode's
    transitions up to the window's last past one, as it would be at that control step.
 
@@ -33,12 +33,13 @@ import torch
 
 import adaptive_mbrl as am
 from adaptive_mbrl.control import AdaptiveController
+from adaptive_mbrl.evaluation import load_controller
 from adaptive_mbrl.provenance import provenance_line
 
 # benchmarks/adaptation.py and _common.py, importable because `python benchmarks/adaptation_gain.py` puts
 # this script's folder first on sys.path: adaptation.py's run folders and the presets its methods run with
 from _common import default_runs_dir
-from adaptation import METHODS as ADAPTATION_METHODS, run_dir, run_preset
+from adaptation import METHODS as ADAPTATION_METHODS, run_dir, run_settings
 
 FUTURE = 16
 """K: future transitions scored per window (the presets' ``meta.future``)."""
@@ -164,8 +165,8 @@ def main() -> None:
                            args.episode_steps, seed)
             for method in args.methods:
                 checkpoint = checkpoints[ADAPTATION_METHODS[method].trained]
-                controller = AdaptiveController.from_checkpoint(checkpoint, preset=run_preset(method),
-                                                                backend=args.backend)
+                controller = load_controller(checkpoint, ADAPTATION_METHODS[method].run, backend=args.backend,
+                                             overrides=run_settings(method))
                 past = controller.preset.adapter.window
                 if method == "MB+DE":
                     results[method].append(dynamic_evaluation_losses(controller, data, past))

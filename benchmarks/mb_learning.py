@@ -24,9 +24,9 @@ import torch
 
 from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import AdaptiveController
-from adaptive_mbrl.presets import load_preset, with_overrides
 from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.storage.runs import RunSettings
+from adaptive_mbrl.trainer import load_training_preset
 from adaptive_mbrl.training.train_model import train_model
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
@@ -54,8 +54,7 @@ def main() -> None:
     print(provenance_line(), flush=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rounds = [f"training.iterations={args.iterations}"] if args.iterations is not None else []
-    preset = with_overrides(load_preset(args.preset), [*args.overrides, *rounds])
+    preset = load_training_preset(args.preset, args.iterations, args.overrides)
     run_dir = Path(args.run_dir or default_runs_dir() / f"bench_{args.preset}_{args.robot}_{args.train_scenario}"
                    f"_s{args.seed}")
 

@@ -31,7 +31,6 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +40,8 @@ from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, run_suite
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.provenance import provenance_line
-from adaptive_mbrl.training.train_model import RunSettings
+from adaptive_mbrl.storage.runs import RunSettings
+from adaptive_mbrl.trainer import AnyPreset, load_training_preset, train
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
 from _common import check_test_scenarios, default_runs_dir, file_digest, keyed_folder
@@ -60,32 +60,11 @@ def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = 
     return root / f"sample_{robot}_{scenario_slug(scenario)}_{method.lower()}{'_' + tag if tag else ''}_s{seed}"
 
 
-def method_preset(method: str, iterations: int, overrides: list[str]) -> Any:
+def method_preset(method: str, iterations: int, overrides: list[str]) -> AnyPreset:
     """``method``'s shipped preset with ``iterations`` collection rounds; ``overrides``
-    (``SECTION.KEY=VALUE``) apply to the model-based presets."""
-    if method in BASELINES:
-        from adaptive_mbrl.baselines import load_baseline_preset
-        preset = load_baseline_preset(BASELINES[method])
-        preset.training.iterations = iterations
-        return preset
-    from adaptive_mbrl.presets import load_preset, with_overrides
-    return with_overrides(load_preset(MODEL_BASED[method]), [*overrides, f"training.iterations={iterations}"])
-
-
-def _train(preset: Any, settings: RunSettings, folder: Path, resume: bool) -> Path:
-    """The one place that picks the trainer: PEARL / RL² baselines, meta-training for GrBAL / ReBAL
-    adapters, model fitting otherwise. Returns the checkpoint."""
-    # TODO(trainer): replace the body by `return train(preset, settings, folder, resume=resume,
-    # progress=False)` once adaptive_mbrl.training.trainer.train lands.
-    from adaptive_mbrl.presets import ControllerPreset
-    if not isinstance(preset, ControllerPreset):
-        from adaptive_mbrl.baselines import train_baseline
-        return train_baseline(preset, settings, folder, resume=resume, progress=False)
-    if preset.adapter.kind in ("grbal", "rebal"):
-        from adaptive_mbrl.training.meta_train import meta_train
-        return meta_train(preset, settings, folder, resume=resume, progress=False)
-    from adaptive_mbrl.training.train_model import train_model
-    return train_model(preset, settings, folder, resume=resume, progress=False)
+    (``SECTION.KEY=VALUE``) apply to the model-based presets only."""
+    name = {**MODEL_BASED, **BASELINES}[method]
+    return load_training_preset(name, iterations, overrides if method in MODEL_BASED else [])
 
 
 def _progress(folder: Path) -> dict | None:
@@ -114,10 +93,12 @@ def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: li
             iterations = max(_next_iterations(doc, budget), asked + 1)  # a trainer may write nothing for 0 rounds
             if asked >= 1 and iterations > asked and _progress(folder) is None:
                 raise RuntimeError(f"{method}: training {asked} round(s) wrote no progress in {folder}")
-            _train(method_preset(method, iterations, overrides), RunSettings(robot, scenario, seed=seed), folder,
-                   resume=(folder / "progress.json").exists())
+            train(method_preset(method, iterations, overrides), RunSettings(robot, scenario, seed=seed), folder,
+                  resume=True, progress=False)
             asked = iterations
         shutil.copyfile(folder / "model.pt", folder / f"model_at_{budget}.pt")
+        if (folder / "model.yaml").is_file():  # the checkpoint's metadata twin (read by suite validation)
+            shutil.copyfile(folder / "model.yaml", folder / f"model_at_{budget}.yaml")
         record[str(budget)] = {"env_steps": doc["env_steps"], "wall_clock_s": doc["wall_clock_s"],
                                "checkpoint": str(folder / f"model_at_{budget}.pt")}
         record_path.write_text(json.dumps(record, indent=1))

@@ -128,10 +128,10 @@ def test_adaptation_evaluates_through_a_suite_and_resumes_it(adaptation_runs: Pa
     assert {r["episodes to the end"] for r in survival} == {"1 / 1"} and len(survival) == 8
     folder = Path(next(line for line in lines if "evaluation in " in line).rsplit("evaluation in ", 1)[1])
     assert folder.parent == adaptation_runs and (folder / "suite.yaml").is_file()
-    presets = {p.stem: yaml.safe_load(p.read_text()) for p in (folder / "presets").glob("*.yaml")}
-    assert presets["GrBAL-guarded"]["adapter"]["backtracking"] == 6
-    assert presets["ReBAL-gated"]["adapter"]["context_gate"] is True
-    assert presets["MB"]["planner"]["samples"] == 16  # --run-set reached every method
+    entries = {e["label"]: e for e in yaml.safe_load((folder / "suite.yaml").read_text())["robots"][0]["controllers"]}
+    assert entries["GrBAL-guarded"]["preset"] == "grbal" and "adapter.backtracking=6" in entries["GrBAL-guarded"]["set"]
+    assert entries["ReBAL-gated"]["preset"] == "rebal" and "adapter.context_gate=true" in entries["ReBAL-gated"]["set"]
+    assert all("planner.samples=16" in e["set"] for e in entries.values())  # --run-set reached every method
     assert not (adaptation_runs / "adapt_eval_cache_cartpole.jsonl").exists()  # no private cache
     played = (folder / "episodes.jsonl").read_text()
     assert len(played.splitlines()) == 8
@@ -172,7 +172,7 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
     assert [(r["budget (env steps)"], r["env steps used"], r["seeds reached"]) for r in budgets] == [
         ("200", "200", "1 / 1"), ("300", "300", "1 / 1")]
     run = tmp_path / "sample_cartpole_weak_motor_train_mb_smoke_s0"
-    assert (run / "model_at_200.pt").is_file() and (run / "model_at_300.pt").is_file()
+    assert all((run / f"model_at_{b}.{ext}").is_file() for b in (200, 300) for ext in ("pt", "yaml"))
 
 
 @pytest.mark.slow
