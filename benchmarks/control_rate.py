@@ -22,6 +22,7 @@ from adaptive_mbrl.control import AdaptiveController
 from adaptive_mbrl.models.dynamics import DynamicsModel, ModelConfig
 from adaptive_mbrl.planning import PlannerConfig
 from adaptive_mbrl.presets import ControllerPreset, load_preset
+from adaptive_mbrl.provenance import provenance_line
 
 PLANNERS = {
     "RS 500x10 (paper)": PlannerConfig(kind="random_shooting", horizon=10, samples=500, iterations=1, elites=1),
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="timed control steps per configuration")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
+    print(provenance_line(), flush=True)
     torch.set_num_threads(args.threads)
     peak = matmul_peak_gflops()
     print(f"robot {args.robot}, torch {torch.__version__}, {args.threads} threads, "
