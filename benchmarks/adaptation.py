@@ -22,14 +22,15 @@ preset and run-time ``set:`` settings), the episodes, ``summary.md`` / ``.csv`` 
 that decides the episodes (the suite, the contents of the presets the methods run with and the
 checkpoints' bytes), so the same command resumes an interrupted evaluation and a retrained model or an
 edited preset gets a fresh folder.
-The script prints the suite's summary (mean return, ratio to MB with its 95 % bootstrap interval,
-recovery steps after a mid-episode change, control rate), then what it lacks: each training run's data
-budget and wall-clock, and how long the episodes lasted (the others ended in a fall).
+
+Printed: each training run's data budget and wall-clock (from its ``progress.json``), the suite's summary
+(mean return, ratio to MB with its 95 % bootstrap interval, recovery steps after a mid-episode change,
+control rate), and how long the episodes lasted (those short of the episode length ended in a fall).
 
 GrBAL-guarded and ReBAL-gated are the GrBAL / ReBAL checkpoints run with their run-time safeguards, as
-``set:`` settings of their suite entries (``adapter.backtracking=6``: an inner step that raises the window loss is
-halved up to 6 times, else dropped; ``adapter.context_gate=true``: the encoded context is kept only if it
-fits the window better than the prior's). GrBAL-prior (an ablation) is the GrBAL-trained prior run
+``set:`` settings of their suite entries (``adapter.backtracking=6``: an inner step that raises the window
+loss is halved up to 6 times, else dropped; ``adapter.context_gate=true``: the encoded context is kept only
+if it fits the window better than the prior's). GrBAL-prior (an ablation) is the GrBAL-trained prior run
 without adaptation.
 """
 from __future__ import annotations
@@ -134,8 +135,8 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
                                set=run_settings(label, args.run_overrides)) for label in args.methods]
     suite = SuiteConfig(name=f"adapt_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
                         episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
-                        baseline="MB" if "MB" in args.methods else args.methods[0], robots=[RobotBlock(args.robot, list(args.test_scenarios), entries,
-                                                          args.backend)],
+                        baseline="MB" if "MB" in args.methods else args.methods[0],
+                        robots=[RobotBlock(args.robot, list(args.test_scenarios), entries, args.backend)],
                         description=f"{', '.join(args.methods)} trained on {args.train_scenario}")
     validate_suite(suite, "adaptation.py")
     return suite, folder

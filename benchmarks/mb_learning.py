@@ -7,8 +7,9 @@
     python benchmarks/mb_learning.py --robot half_cheetah --train-scenario crippled_joint_train \
         --eval-scenarios crippled_joint_test joint_break_midepisode --controllers mb mb_de
 
-The training run lives in --run-dir (default ``<$ADAPTIVE_MBRL_RUNS or runs>/bench_<preset>_<robot>_<scenario>_s<seed>``;
-resumable: run the same command again after an interruption). ``--set SECTION.KEY=VALUE ...`` changes the
+The training run lives in --run-dir (default
+``<$ADAPTIVE_MBRL_RUNS or runs>/bench_<preset>_<robot>_<scenario>_s<seed>``; resumable: run the same command
+again after an interruption). ``--set SECTION.KEY=VALUE ...`` changes the
 trained preset (e.g. a smaller budget: ``training.iterations=2 training.steps_per_iteration=2000``).
 Evaluation episodes use seeds 10_000 + i for every controller, so all controllers face the same tasks.
 """
