@@ -158,7 +158,6 @@ def test_adaptation_gain_scores_every_method_on_the_same_windows(adaptation_runs
 
 # --- sample_efficiency.py, mb_learning.py: their own tiny trainings ------------------------------------
 
-@pytest.mark.slow
 def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_path: Path) -> None:
     lines = run_script("sample_efficiency", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
                        "--test-scenario", "weak_motor_test", "--methods", "MB", "--budgets", "200", "300",
@@ -175,7 +174,6 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
     assert all((run / f"model_at_{b}.{ext}").is_file() for b in (200, 300) for ext in ("pt", "yaml"))
 
 
-@pytest.mark.slow
 def test_mb_learning_prints_the_learning_curve_and_the_evaluation(tmp_path: Path) -> None:
     lines = run_script("mb_learning", "--robot", "cartpole", "--train-scenario", "nominal", "--eval-scenarios",
                        "weak_motor_test", "--controllers", "mb", "--episodes", "1", "--episode-steps", "20",
