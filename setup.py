@@ -1,8 +1,10 @@
 """Build hook: ship the top-level data folders inside the wheel.
 
-The user fixed the repository layout (``robots/``, ``controllers/``, ``sim_configs/`` at the top level, plus ``benchmarks/``).
+The user fixed the repository layout (``robots/``, ``controllers/``, ``sim_configs/`` at the top level).
 A non-editable install must still find them from any working directory, so ``build_py`` copies them into
 ``adaptive_mbrl/_data/``; :mod:`adaptive_mbrl.paths` looks there first and falls back to the source tree.
+``benchmarks/`` is not shipped: the scripts measure a source checkout (they print its git revision) and
+``adaptive-mbrl bench`` runs them from one.
 """
 import shutil
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA_FOLDERS = ("robots", "controllers", "sim_configs", "benchmarks")
+DATA_FOLDERS = ("robots", "controllers", "sim_configs")
 
 
 class BuildPyWithData(build_py):

@@ -195,29 +195,36 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def list_benchmarks() -> list[str]:
+    """Names of the scripts in ``benchmarks/`` (a source checkout's; empty where it is absent, e.g. an
+    installed wheel). ``_``-prefixed files are shared helpers, not benchmarks."""
     from adaptive_mbrl.paths import benchmarks_dir
     try:
-        return sorted(p.stem for p in benchmarks_dir().glob("*.py"))
+        return sorted(p.stem for p in benchmarks_dir().glob("*.py") if not p.stem.startswith("_"))
     except FileNotFoundError:
         return []
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import runpy
+    """Run ``benchmarks/<name>.py`` as ``python benchmarks/<name>.py ARGS`` would (its own process, its
+    folder first on ``sys.path``); returns the script's exit status."""
+    import subprocess
     from adaptive_mbrl.paths import benchmarks_dir
 
+    try:
+        folder = benchmarks_dir()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"the benchmark scripts ship with the source checkout only, not inside the "
+                                f"installed package: {err}; clone the repository and run adaptive-mbrl bench "
+                                "from an editable install (pip install -e .), or python benchmarks/<name>.py "
+                                "there") from None
     names = list_benchmarks()
     if args.name not in names:
-        raise ValueError(f"unknown benchmark {args.name!r}; allowed: {', '.join(names) or '(none found)'}")
-    script = benchmarks_dir() / f"{args.name}.py"
+        raise ValueError(f"unknown benchmark {args.name!r}; allowed: {', '.join(names) or '(none found)'} "
+                         f"(scripts in {folder})")
     argv = args.args[1:] if args.args[:1] == ["--"] else args.args
-    saved = sys.argv
-    sys.argv = [str(script), *argv]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    finally:
-        sys.argv = saved
-    return 0
+    source_root = str(Path(__file__).resolve().parent.parent)  # the script imports this very package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, str(folder / f"{args.name}.py"), *argv], env=env).returncode
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -320,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "holding results of other settings is refused (use another --out)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("bench", help="run a benchmark script of benchmarks/ (each prints a table)")
+    p = sub.add_parser("bench", help="run a benchmark script of benchmarks/ (each prints a table; source "
+                       "checkout only)")
     p.add_argument("name", help="benchmark name (adaptive-mbrl list benchmarks)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script, after --")
     p.set_defaults(func=_cmd_bench)

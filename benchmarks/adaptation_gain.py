@@ -7,15 +7,15 @@ This isolates the adaptation from the planning. Returns under shift depend on th
 and the planner together, and on locomotion robots mostly on whether an episode ends in a fall; here
 every method's model is scored on the **same** held-out transitions, offline:
 
-1. For each training seed, the MB model (``runs/adapt_..._mb..._s<seed>`` of ``benchmarks/adaptation.py``)
+1. For each training seed, the MB model (``<runs-dir>/adapt_..._mb..._s<seed>`` of ``benchmarks/adaptation.py``)
    drives ``--episodes`` episodes of each test scenario (``--episode-steps`` control steps at most,
    environment seeds 20_000 + i) through its MPC; the transitions are kept.
 2. Every run of M + K consecutive transitions of an episode (M = the adapter's window, K = 16) is one
    window. GrBAL: the prior's loss on the K future transitions, and the loss after the inner gradient
    step on the M past ones (with its meta-learned step sizes; GrBAL-guarded: with backtracking,
-   ``--set adapter.backtracking=6``). ReBAL: the loss with the empty-window
-   context (its prior), and with the context encoded from the M past transitions (ReBAL-gated: the
-   context that ``--set adapter.context_gate=true`` plans with). MB+DE: the MB model,
+   ``--set adapter.backtracking=6``). ReBAL: the loss with the empty-window context (its prior), and with the
+   context encoded from the M past transitions (ReBAL-gated: the context it plans with under
+   ``--set adapter.context_gate=true``). MB+DE: the MB model,
    and the same model fine-tuned (the ``mb_de`` preset's Adam steps, accumulating) on the episode's
    transitions up to the window's last past one, as it would be at that control step.
 
@@ -26,7 +26,6 @@ seed means, the relative change from adapting and the share of windows where ada
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +34,18 @@ import torch
 import adaptive_mbrl as am
 from adaptive_mbrl.control import AdaptiveController
 from adaptive_mbrl.evaluation import load_controller
+from adaptive_mbrl.provenance import provenance_line
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adaptation import run_dir  # noqa: E402  (the run folders of benchmarks/adaptation.py)
+# benchmarks/adaptation.py and _common.py, importable because `python benchmarks/adaptation_gain.py` puts
+# this script's folder first on sys.path: adaptation.py's run folders and the presets its methods run with
+from _common import default_runs_dir
+from adaptation import METHODS as ADAPTATION_METHODS, run_dir, run_settings
 
 FUTURE = 16
 """K: future transitions scored per window (the presets' ``meta.future``)."""
 
-METHODS = {"MB+DE": ("MB", "mb_de", []), "GrBAL": ("GrBAL", None, []),
-           "GrBAL-guarded": ("GrBAL", None, ["adapter.backtracking=6"]), "ReBAL": ("ReBAL", None, []),
-           "ReBAL-gated": ("ReBAL", None, ["adapter.context_gate=true"])}
-"""method -> (the trained model it scores, the preset it is run with (None: the checkpoint's own), the
-run-time settings changed on top of it)."""
+METHODS = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated")
+"""The methods scored: each runs its trained model with its preset of benchmarks/adaptation.py."""
 
 
 def collect(checkpoint: Path, robot: str, scenario: str, backend: str, episodes: int, steps: int,
@@ -141,29 +140,33 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                         help="methods to score (only their checkpoints, and MB's, need to exist)")
+    parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(),
+                        help="where adaptation.py's run folders live (default: $ADAPTIVE_MBRL_RUNS or runs/)")
     args = parser.parse_args()
     if args.episodes < 1 or args.episode_steps < 1:
         parser.error("--episodes and --episode-steps must be at least 1")
+    print(provenance_line(), flush=True)
     torch.set_num_threads(args.threads)
     print(f"\n{args.robot}: prediction loss on the {FUTURE} transitions after each window, before and after "
           f"adapting from the window; seeds {args.seeds}, {args.episodes} episodes of <= {args.episode_steps} "
           "steps each\n")
     print("| scenario | method | windows | loss before adapting | loss after | change | windows improved |")
     print("|---|---|---|---|---|---|---|")
-    trained = {"MB"} | {METHODS[m][0] for m in args.methods}  # MB collects the held-out transitions
+    trained = {"mb"} | {ADAPTATION_METHODS[m].trained for m in args.methods}  # MB collects the transitions
     for scenario in args.test_scenarios:
         results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {method: [] for method in args.methods}
         for seed in args.seeds:
-            folders = {m: run_dir(args.robot, args.train_scenario, m.lower(), seed, args.tag) / "model.pt"
-                       for m in trained}
-            missing = [str(f) for f in folders.values() if not f.exists()]
+            checkpoints = {preset: run_dir(args.robot, args.train_scenario, preset, seed, args.tag, args.runs_dir)
+                           / "model.pt" for preset in trained}
+            missing = [str(f) for f in checkpoints.values() if not f.exists()]
             if missing:
                 raise SystemExit(f"missing checkpoints (train them with benchmarks/adaptation.py): {missing}")
-            data = collect(folders["MB"], args.robot, scenario, args.backend, args.episodes, args.episode_steps,
-                           seed)
+            data = collect(checkpoints["mb"], args.robot, scenario, args.backend, args.episodes,
+                           args.episode_steps, seed)
             for method in args.methods:
-                model, preset, overrides = METHODS[method]
-                controller = load_controller(folders[model], preset, backend=args.backend, overrides=overrides)
+                checkpoint = checkpoints[ADAPTATION_METHODS[method].trained]
+                controller = load_controller(checkpoint, ADAPTATION_METHODS[method].run, backend=args.backend,
+                                             overrides=run_settings(method))
                 past = controller.preset.adapter.window
                 if method == "MB+DE":
                     results[method].append(dynamic_evaluation_losses(controller, data, past))

@@ -31,6 +31,7 @@ from adaptive_mbrl.devices import DEFAULT_THREADS
 from adaptive_mbrl.models.dynamics import DynamicsModel, ModelConfig
 from adaptive_mbrl.planning import PlannerConfig
 from adaptive_mbrl.presets import ControllerPreset, load_preset
+from adaptive_mbrl.provenance import provenance_line
 
 PLANNERS = {
     "RS 500x10 (paper)": PlannerConfig(kind="random_shooting", horizon=10, samples=500, iterations=1, elites=1),
@@ -125,6 +126,7 @@ def main() -> None:
                         help="busy-loop processes running during the 'busy' measurement (0: idle only)")
     parser.add_argument("--preset", help="measure only this controller preset's configuration (e.g. mb_de)")
     args = parser.parse_args()
+    print(provenance_line(), flush=True)
     peak = matmul_peak_gflops()
     print(f"robot {args.robot}, torch {torch.__version__}, threads {args.threads}, {args.busy} busy process(es), "
           f"fp32 matmul peak {peak:.0f} GFLOP/s (torch's threads)\n")

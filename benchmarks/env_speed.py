@@ -1,7 +1,7 @@
 """Environment speed: control steps per second per robot and backend, and the overhead of the
 gymnasium environment against a bare physics loop with the same frame skip.
 
-    python benchmarks/env_speed.py [--steps 20000] [--backends mujoco pybullet]
+    python benchmarks/env_speed.py [--steps 20000] [--backends mujoco pybullet] [--robots cartpole ant]
 
 MuJoCo baselines on the same compiled model: ``data.ctrl[:] = a; mujoco.mj_step(model, data, nstep=frame_skip)``
 (one call, the fastest bare loop) and ``frame_skip`` Python calls of ``mujoco.mj_step(model, data)`` (the
@@ -18,6 +18,7 @@ import mujoco
 import numpy as np
 
 import adaptive_mbrl as am
+from adaptive_mbrl.provenance import provenance_line
 
 
 def _time(fn, steps: int, repeats: int = 3) -> float:
@@ -31,7 +32,7 @@ def _time(fn, steps: int, repeats: int = 3) -> float:
     return best
 
 
-def env_rate(robot: str, backend: str, steps: int, actions: np.ndarray) -> float:
+def env_rate(robot: str, backend: str, steps: int, actions: np.ndarray, repeats: int = 3) -> float:
     env = am.make(robot, backend=backend, seed=0)
     env.reset()
 
@@ -40,12 +41,13 @@ def env_rate(robot: str, backend: str, steps: int, actions: np.ndarray) -> float
         if terminated or truncated:
             env.reset()
 
-    rate = _time(step, steps)
+    rate = _time(step, steps, repeats)
     env.close()
     return rate
 
 
-def bare_rate(robot: str, backend: str, steps: int, actions: np.ndarray, python_loop: bool = False) -> float:
+def bare_rate(robot: str, backend: str, steps: int, actions: np.ndarray, python_loop: bool = False,
+              repeats: int = 3) -> float:
     env = am.make(robot, backend=backend, seed=0)
     env.reset()
     sim = env.unwrapped.sim
@@ -65,7 +67,7 @@ def bare_rate(robot: str, backend: str, steps: int, actions: np.ndarray, python_
     else:
         def step(i: int) -> None:
             sim.step(actions[i])
-    rate = _time(step, steps)
+    rate = _time(step, steps, repeats)
     env.close()
     return rate
 
@@ -74,18 +76,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20000, help="control steps per timing run")
     parser.add_argument("--backends", nargs="+", default=["mujoco", "pybullet"], choices=["mujoco", "pybullet"])
+    parser.add_argument("--robots", nargs="+", default=am.list_robots(), choices=am.list_robots())
+    parser.add_argument("--repeats", type=int, default=3, help="timing runs per rate (the best is kept)")
     args = parser.parse_args()
+    if args.steps < 1 or args.repeats < 1:
+        parser.error("--steps and --repeats must be at least 1")
+    print(provenance_line(), flush=True)
     rows = []
-    for robot in am.list_robots():
+    for robot in args.robots:
         spec = am.load_robot(robot)
         for backend in args.backends:
             if backend not in spec.models:
                 continue
             rng = np.random.default_rng(0)
             actions = rng.uniform(-1, 1, (args.steps, spec.action_dim)).astype(np.float32)
-            env_sps = env_rate(robot, backend, args.steps, actions)
-            bare_sps = bare_rate(robot, backend, args.steps, actions)
-            loop_sps = bare_rate(robot, backend, args.steps, actions, python_loop=True) if backend == "mujoco" else bare_sps
+            env_sps = env_rate(robot, backend, args.steps, actions, args.repeats)
+            bare_sps = bare_rate(robot, backend, args.steps, actions, repeats=args.repeats)
+            loop_sps = (bare_rate(robot, backend, args.steps, actions, python_loop=True, repeats=args.repeats)
+                        if backend == "mujoco" else bare_sps)
             rows.append((robot, backend, spec.frame_skip, env_sps, bare_sps, loop_sps))
     print("| robot | backend | frame skip | env steps/s | bare mj_step(nstep) steps/s | overhead | "
           "bare loop of mj_step steps/s | overhead |")

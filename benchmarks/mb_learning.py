@@ -7,7 +7,10 @@
     python benchmarks/mb_learning.py --robot half_cheetah --train-scenario crippled_joint_train \
         --eval-scenarios crippled_joint_test joint_break_midepisode --controllers mb mb_de
 
-The training run lives in --run-dir (resumable: run the same command again after an interruption).
+The training run lives in --run-dir (default
+``<$ADAPTIVE_MBRL_RUNS or runs>/bench_<preset>_<robot>_<scenario>_s<seed>``; resumable: run the same command
+again after an interruption). ``--set SECTION.KEY=VALUE ...`` changes the
+trained preset (e.g. a smaller budget: ``training.iterations=2 training.steps_per_iteration=2000``).
 Evaluation episodes use seeds 10_000 + i for every controller, so all controllers face the same tasks.
 """
 from __future__ import annotations
@@ -22,9 +25,13 @@ import torch
 
 from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import AdaptiveController
-from adaptive_mbrl.presets import load_preset
+from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.storage.runs import RunSettings
+from adaptive_mbrl.trainer import load_training_preset
 from adaptive_mbrl.training.train_model import train_model
+
+# the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
+from _common import default_runs_dir
 
 
 def main() -> None:
@@ -40,13 +47,17 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="override the preset's training rounds")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 avoids oversubscription "
                         "when other processes share the cores)")
+    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change the trained preset, e.g. training.random_steps=2000 model.hidden_sizes=[64,64]")
+    parser.add_argument("--episode-steps", type=int, default=None,
+                        help="evaluation episode length in control steps (default: the robot's)")
     args = parser.parse_args()
+    print(provenance_line(), flush=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    preset = load_preset(args.preset)
-    if args.iterations is not None:
-        preset.training.iterations = args.iterations
-    run_dir = Path(args.run_dir or f"runs/bench_{args.preset}_{args.robot}_{args.train_scenario}_s{args.seed}")
+    preset = load_training_preset(args.preset, args.iterations, args.overrides)
+    run_dir = Path(args.run_dir or default_runs_dir() / f"bench_{args.preset}_{args.robot}_{args.train_scenario}"
+                   f"_s{args.seed}")
 
     start = time.perf_counter()
     checkpoint = train_model(preset, RunSettings(args.robot, args.train_scenario, seed=args.seed),
@@ -70,7 +81,7 @@ def main() -> None:
             controller = AdaptiveController.from_checkpoint(checkpoint, preset=name, seed=args.seed)
             returns, steps, t0 = [], 0, time.perf_counter()
             for i in range(args.episodes):
-                record = run_episode(controller, args.robot, scenario, 10_000 + i)
+                record = run_episode(controller, args.robot, scenario, 10_000 + i, episode_steps=args.episode_steps)
                 total, rewards = record.total, record.rewards
                 returns.append(total)
                 steps += len(rewards)

@@ -17,6 +17,7 @@ import torch
 
 from adaptive_mbrl.models import DynamicsModel, ModelConfig
 from adaptive_mbrl.planning import PlannerConfig, TrajectoryScorer, make_planner
+from adaptive_mbrl.provenance import provenance_line
 
 OBS, ACT = 17, 6
 
@@ -49,13 +50,20 @@ def main() -> None:
     parser.add_argument("--activations", nargs="+", default=["silu", "relu"])
     parser.add_argument("--planners", nargs="+", default=["random_shooting"])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--samples", type=int, default=500, help="action sequences per planner iteration")
+    parser.add_argument("--horizon", type=int, default=10, help="planning horizon (control steps)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    print(provenance_line(), flush=True)
     print(f"{'planner':>16} {'model':>8} {'act':>5} {'thr':>3} {'envs':>4} {'median ms':>10} {'best ms':>8} "
           f"{'GFLOP/s':>8}")
     for threads in args.threads:
         torch.set_num_threads(threads)
         for kind in args.planners:
-            cfg = PlannerConfig(kind=kind, horizon=10, samples=500, iterations=5 if kind != "random_shooting" else 1)
+            cfg = PlannerConfig(kind=kind, horizon=args.horizon, samples=args.samples,
+                                iterations=5 if kind != "random_shooting" else 1,
+                                elites=min(50, args.samples))
             for width in args.hidden:
                 for activation in args.activations:
                     model = DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[width] * 3, activation=activation))

@@ -18,6 +18,7 @@ import torch
 
 import adaptive_mbrl as am
 from adaptive_mbrl.presets import load_preset
+from adaptive_mbrl.provenance import provenance_line
 
 
 def timed(step: Callable[[], None], repeats: int) -> float:
@@ -84,6 +85,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    print(provenance_line(), flush=True)
     torch.set_num_threads(args.threads)
     env = am.make(args.robot)
     o, a = env.observation_space.shape[0], env.action_space.shape[0]

@@ -193,3 +193,14 @@ def test_a_checkpoint_of_another_robot_is_refused_at_suite_load(tmp_path: Path, 
     assert err.value.field == "robots[0].controllers[0].checkpoint"
     for words in ("'MB'", str(tiny_cartpole_checkpoint), "trained on robot 'cartpole'", "robot is 'half_cheetah'"):
         assert words in message
+
+
+def test_a_checkpoint_without_its_yaml_twin_is_read_from_the_pt(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    """A copied ``.pt`` (e.g. benchmarks/sample_efficiency.py's model_at_<budget>.pt) has no ``.yaml`` twin."""
+    import shutil
+    alone = tmp_path / "alone.pt"
+    shutil.copyfile(tiny_cartpole_checkpoint, alone)
+    data = _suite(str(alone))
+    data["robots"][0]["controllers"][1]["set"] = ["planner.samples=16"]
+    jobs, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    assert {job.checkpoint for job in jobs} == {str(alone)}

@@ -1,0 +1,51 @@
+"""Shared by the benchmark scripts (not a benchmark itself: ``adaptive-mbrl list`` skips ``_`` names).
+
+Imported as ``from _common import ...``: ``python benchmarks/<script>.py`` puts this folder first on
+``sys.path``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def default_runs_dir() -> Path:
+    """Where benchmark run folders live: ``$ADAPTIVE_MBRL_RUNS`` if set, else ``runs``."""
+    return Path(os.environ.get("ADAPTIVE_MBRL_RUNS") or "runs")
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def keyed_folder(root: Path, prefix: str, identity: dict[str, Any]) -> Path:
+    """``root / <prefix>_<10 hex digits of identity>``: the evaluation run folder of one exact
+    configuration (``identity``: JSON-ready data naming everything that decides the results, e.g. the
+    suite, the presets' contents and the checkpoints' :func:`file_digest`). Rerunning the same
+    configuration finds its folder again (and :func:`~adaptive_mbrl.evaluation.run_suite` resumes it);
+    any change gets a fresh one."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(root) / f"{prefix}_{digest}"
+
+
+def check_test_scenarios(robot: str, scenarios: list[str], episode_steps: int | None) -> None:
+    """Fail before any training if an evaluation scenario is unknown for ``robot`` or has an event that
+    could never fire within ``episode_steps`` (``None``: the robot's episode length); the message lists
+    the allowed scenarios."""
+    from adaptive_mbrl.envs.robot_spec import load_robot
+    from adaptive_mbrl.envs.scenarios import resolve_scenario
+
+    steps = episode_steps or load_robot(robot).episode_steps
+    for name in scenarios:
+        try:
+            resolve_scenario(robot, name).check_episode_steps(steps)
+        except ValueError as err:
+            raise SystemExit(f"test scenario {name!r}: {err}") from None

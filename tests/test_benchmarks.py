@@ -1,0 +1,256 @@
+"""The scripts of benchmarks/ at tiny budgets: each runs as ``python benchmarks/<name>.py`` (its own process,
+cwd = the repository root), prints the provenance line first, then the table the results pages quote,
+with finite numbers; ``adaptive-mbrl bench`` runs them from a source checkout only.
+
+Training budgets: cart-pole, 200 random steps, 16-unit models, a handful of (meta-)updates, a 16-sample
+planner, 20-40-step evaluation episodes.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adaptive_mbrl import paths
+from adaptive_mbrl.cli import list_benchmarks, main
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+PROVENANCE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC \| .+, \d+ cores, load [\d.]+ \| python [\d.]+, torch .+ \| "
+                        r"git \S+")
+TINY_TRAINING = ["training.random_steps=200", "training.first_epochs=2", "training.epochs=2",
+                 "training.parallel_envs=1", "model.hidden_sizes=[16]", "meta.first_updates=5",
+                 "meta.updates_per_iteration=5", "meta.meta_batch=4"]
+TINY_PLANNER = ["planner.samples=16", "planner.horizon=5", "planner.iterations=1", "planner.elites=4"]
+SMOKE_TESTED = {"adaptation", "adaptation_gain", "control_rate", "env_speed", "mb_learning", "planning_speed",
+                "sample_efficiency", "update_cost"}
+"""Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
+
+
+def start_script(name: str, *args: str, runs_dir: Path | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python benchmarks/<name>.py ARGS`` from the repository root, finished."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    if runs_dir is not None:
+        env["ADAPTIVE_MBRL_RUNS"] = str(runs_dir)
+    return subprocess.run([sys.executable, str(Path("benchmarks") / f"{name}.py"), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_script(name: str, *args: str, runs_dir: Path | None = None, timeout: float = 300) -> list[str]:
+    """Run ``benchmarks/<name>.py ARGS`` like a user does; its stdout lines (the provenance line first)."""
+    result = start_script(name, *args, runs_dir=runs_dir, timeout=timeout)
+    assert result.returncode == 0, f"{name}.py failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    lines = result.stdout.splitlines()
+    assert PROVENANCE.fullmatch(lines[0]), f"first line is not the provenance line: {lines[0]!r}"
+    return lines
+
+
+def table(lines: list[str], header: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table whose header line starts with ``header``, as column -> cell."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    columns = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(columns, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+def number(cell: str) -> float:
+    """A table cell's leading number (``-12.3 ± 0.4`` -> -12.3, ``1,234`` -> 1234, ``17%`` -> 17), finite."""
+    value = float(re.match(r"-?[\d,]+(\.\d+)?", cell).group(0).replace(",", ""))
+    assert math.isfinite(value), cell
+    return value
+
+
+def test_every_benchmark_has_a_smoke_test() -> None:
+    assert set(list_benchmarks()) == SMOKE_TESTED
+    assert "_common" not in list_benchmarks()  # shared helpers are not benchmarks
+
+
+def test_no_benchmark_edits_sys_path() -> None:
+    """Shared code is imported from the script's own folder (first on sys.path), never by editing it."""
+    for script in BENCHMARKS.glob("*.py"):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", "") == "sys":
+                pytest.fail(f"{script.name}:{node.lineno} uses sys.path")
+
+
+# --- adaptation.py and adaptation_gain.py: one tiny training of MB, GrBAL and ReBAL for both ------------
+
+ADAPT = ["--robot", "cartpole", "--train-scenario", "weak_motor_train", "--tag", "smoke", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def adaptation_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder with adaptation.py's tiny MB, GrBAL and ReBAL runs (seed 0)."""
+    runs = tmp_path_factory.mktemp("runs")
+    lines = run_script("adaptation", *ADAPT, "--methods", "MB", "GrBAL", "ReBAL", "--iterations", "0",
+                       "--train-only", "--set", *TINY_TRAINING, runs_dir=runs)
+    rows = table(lines, "| run | methods |")
+    assert [r["methods"] for r in rows] == ["MB", "GrBAL", "ReBAL"]
+    assert all(number(r["env steps"]) == 200 and r["rounds"] == "0" for r in rows)
+    return runs
+
+
+@pytest.mark.parametrize("script, scenario_flag", [("adaptation", "--test-scenarios"),
+                                                   ("sample_efficiency", "--test-scenario")])
+def test_a_bad_test_scenario_fails_before_any_training(tmp_path: Path, script: str, scenario_flag: str) -> None:
+    result = start_script(script, "--robot", "cartpole", "--train-scenario", "weak_motor_train", scenario_flag,
+                          "weak_motor_tset", runs_dir=tmp_path)
+    assert result.returncode != 0
+    assert "test scenario 'weak_motor_tset'" in result.stderr and "weak_motor_test" in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing trained
+
+
+@pytest.mark.slow
+def test_adaptation_evaluates_through_a_suite_and_resumes_it(adaptation_runs: Path) -> None:
+    args = [*ADAPT, "--eval-only", "--methods", "MB", "MB+DE", "GrBAL-guarded", "ReBAL-gated",
+            "--test-scenarios", "weak_motor_test", "tip_payload_test", "--episodes", "1",
+            "--episode-steps", "20", "--run-set", *TINY_PLANNER]
+    lines = run_script("adaptation", *args, runs_dir=adaptation_runs)
+    rows = table(lines, "| scenario | method | episodes | return | ratio to MB |")
+    assert [(r["scenario"], r["method"]) for r in rows] == [
+        (s, m) for s in ("tip_payload_test", "weak_motor_test")
+        for m in ("MB", "MB+DE", "GrBAL-guarded", "ReBAL-gated")]
+    assert all(math.isfinite(number(r["return"])) and number(r["control Hz"]) > 0 for r in rows)
+    survival = table(lines, "| scenario | method | steps survived")
+    assert {r["episodes to the end"] for r in survival} == {"1 / 1"} and len(survival) == 8
+    folder = Path(next(line for line in lines if "evaluation in " in line).rsplit("evaluation in ", 1)[1])
+    assert folder.parent == adaptation_runs and (folder / "suite.yaml").is_file()
+    entries = {e["label"]: e for e in yaml.safe_load((folder / "suite.yaml").read_text())["robots"][0]["controllers"]}
+    assert entries["GrBAL-guarded"]["preset"] == "grbal" and "adapter.backtracking=6" in entries["GrBAL-guarded"]["set"]
+    assert entries["ReBAL-gated"]["preset"] == "rebal" and "adapter.context_gate=true" in entries["ReBAL-gated"]["set"]
+    assert all("planner.samples=16" in e["set"] for e in entries.values())  # --run-set reached every method
+    assert not (adaptation_runs / "adapt_eval_cache_cartpole.jsonl").exists()  # no private cache
+    played = (folder / "episodes.jsonl").read_text()
+    assert len(played.splitlines()) == 8
+
+    again = run_script("adaptation", *args, runs_dir=adaptation_runs)  # resumed: nothing is played again
+    assert (folder / "episodes.jsonl").read_text() == played
+    assert table(again, "| scenario | method | episodes | return |") == rows
+
+
+@pytest.mark.slow
+def test_adaptation_gain_scores_every_method_on_the_same_windows(adaptation_runs: Path) -> None:
+    lines = run_script("adaptation_gain", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
+                       "--test-scenarios", "weak_motor_test", "--tag", "smoke", "--episodes", "1",
+                       "--episode-steps", "40", runs_dir=adaptation_runs)
+    rows = table(lines, "| scenario | method | windows | loss before adapting | loss after |")
+    assert [r["method"] for r in rows] == ["MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated"]
+    # a 40-step episode: 40 - (16 + 16) + 1 = 9 windows of M + K transitions; MB+DE scores the 16 steps after
+    # every step from the 16th on that has 16 after it: the same 9
+    assert [number(r["windows"]) for r in rows] == [9, 9, 9, 9, 9]
+    assert all(number(r["loss before adapting"]) > 0 and number(r["loss after"]) > 0 for r in rows)
+    assert rows[1]["loss before adapting"] == rows[2]["loss before adapting"]  # the same GrBAL prior
+    assert rows[3]["loss before adapting"] == rows[4]["loss before adapting"]  # the same ReBAL prior
+
+
+# --- sample_efficiency.py, mb_learning.py: their own tiny trainings ------------------------------------
+
+def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_path: Path) -> None:
+    lines = run_script("sample_efficiency", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
+                       "--test-scenario", "weak_motor_test", "--methods", "MB", "--budgets", "200", "300",
+                       "--episodes", "1", "--episode-steps", "20", "--tag", "smoke", "--threads", "1",
+                       "--set", *TINY_TRAINING, "training.steps_per_iteration=100", *TINY_PLANNER,
+                       runs_dir=tmp_path)
+    rows = table(lines, "| scenario | method | episodes | return |")
+    assert [r["method"] for r in rows] == ["MB@200", "MB@300"]
+    assert all(math.isfinite(number(r["return"])) for r in rows)
+    budgets = table(lines, "| method | budget (env steps) |")
+    assert [(r["budget (env steps)"], r["env steps used"], r["seeds reached"]) for r in budgets] == [
+        ("200", "200", "1 / 1"), ("300", "300", "1 / 1")]
+    run = tmp_path / "sample_cartpole_weak_motor_train_mb_smoke_s0"
+    assert all((run / f"model_at_{b}.{ext}").is_file() for b in (200, 300) for ext in ("pt", "yaml"))
+
+
+def test_mb_learning_prints_the_learning_curve_and_the_evaluation(tmp_path: Path) -> None:
+    lines = run_script("mb_learning", "--robot", "cartpole", "--train-scenario", "nominal", "--eval-scenarios",
+                       "weak_motor_test", "--controllers", "mb", "--episodes", "1", "--episode-steps", "20",
+                       "--run-dir", str(tmp_path / "run"), "--iterations", "1", "--threads", "1", "--set",
+                       *TINY_TRAINING, "training.steps_per_iteration=100", "training.episode_steps=50",
+                       *TINY_PLANNER)
+    curve = table(lines, "| round | env steps |")
+    assert [(r["round"], r["env steps"]) for r in curve] == [("0", "200"), ("1", "300")]
+    assert all(math.isfinite(number(r["val loss"])) for r in curve)
+    assert number(curve[1]["mean return of the round's MPC episodes"]) < 0
+    evaluation = table(lines, "| controller | scenario | mean return |")
+    assert [(r["controller"], r["scenario"]) for r in evaluation] == [("mb", "weak_motor_test")]
+    assert number(evaluation[0]["control Hz"]) > 0
+
+
+# --- timing benchmarks ------------------------------------------------------------------------------
+
+def test_env_speed_prints_rates_and_overheads() -> None:
+    lines = run_script("env_speed", "--robots", "cartpole", "--backends", "mujoco", "--steps", "50",
+                       "--repeats", "1")
+    rows = table(lines, "| robot | backend | frame skip | env steps/s |")
+    assert [(r["robot"], r["backend"], r["frame skip"]) for r in rows] == [("cartpole", "mujoco", "5")]
+    assert number(rows[0]["env steps/s"]) > 0 and number(rows[0]["overhead"]) > 0
+
+
+def test_planning_speed_prints_milliseconds_per_plan() -> None:
+    lines = run_script("planning_speed", "--threads", "1", "--hidden", "16", "--activations", "silu",
+                       "--repeats", "2", "--samples", "32", "--horizon", "3")
+    assert lines[1].split() == ["planner", "model", "act", "thr", "envs", "median", "ms", "best", "ms", "GFLOP/s"]
+    assert lines[2].split()[:5] == ["random_shooting", "3x16", "silu", "1", "1"]
+    median, best, gflops = (float(x) for x in lines[2].split()[5:])
+    assert 0 < best <= median and gflops > 0
+
+
+def test_update_cost_prints_milliseconds_per_update() -> None:
+    lines = run_script("update_cost", "--robot", "cartpole", "--repeats", "1")
+    rows = table(lines, "| method | one update uses | ms per update |")
+    assert [r["method"].split(" (")[0] for r in rows] == ["MB", "GrBAL", "ReBAL", "PEARL"]
+    assert all(number(r["ms per update"]) > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_control_rate_prints_the_rate_of_every_configuration() -> None:
+    lines = run_script("control_rate", "--robot", "cartpole", "--steps", "1", "--threads", "1")
+    rows = table(lines, "| model | planner | adapter | control Hz |")
+    assert len(rows) == 2 * 6 * 2  # models x planners x adapters
+    assert all(number(r["control Hz"]) > 0 and number(r["model evals/step"]) > 0 for r in rows)
+
+
+# --- adaptive-mbrl bench ----------------------------------------------------------------------------
+
+def test_bench_runs_a_script_in_its_own_process_and_returns_its_status(capfd) -> None:
+    assert main(["bench", "env_speed", "--", "--robots", "cartpole", "--backends", "mujoco", "--steps", "20",
+                 "--repeats", "1"]) == 0
+    out = capfd.readouterr().out
+    assert PROVENANCE.match(out) and "| cartpole | mujoco | 5 |" in out
+    assert main(["bench", "env_speed", "--", "--steps", "0"]) == 2  # the script's own argument error
+    assert "--steps and --repeats must be at least 1" in capfd.readouterr().err
+
+
+def test_bench_without_a_source_checkout_names_where_it_looked(monkeypatch, tmp_path: Path, capsys) -> None:
+    package = tmp_path / "site-packages" / "adaptive_mbrl"  # an installed wheel: no benchmarks/ beside it
+    monkeypatch.setattr(paths, "_PACKAGE_DIR", package)
+    assert list_benchmarks() == []
+    assert main(["bench", "adaptation"]) == 2
+    err = capsys.readouterr().err
+    assert "ship with the source checkout only" in err
+    assert str(package / "_data" / "benchmarks") in err and str(package.parent / "benchmarks") in err
+
+
+@pytest.mark.slow
+def test_the_wheel_leaves_the_benchmarks_out(tmp_path: Path) -> None:
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(REPO)], check=True, capture_output=True, cwd=tmp_path)
+    wheel, = tmp_path.glob("adaptive_mbrl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "adaptive_mbrl/_data/controllers/mb.yaml" in names
+    assert not [n for n in names if "benchmarks" in n]
