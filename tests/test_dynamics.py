@@ -157,3 +157,30 @@ def test_state_round_trip_and_mismatch_names_shapes(tmp_path):
 def test_linear_model_without_hidden_layers():
     model = DynamicsModel(O, A, ModelConfig(hidden_sizes=[]))
     assert len(model.layers) == 1 and model.predict(*data()[:2]).shape == (32, O)
+
+
+# Pinned before probabilistic ensembles were added: the deterministic path must not move.
+PINNED_CHECKPOINT_PREDICTIONS = {
+    "mb": [[0.2645716667175293, -0.1773301064968109, -0.16635647416114807, -0.5278308391571045],
+           [-0.6716751456260681, 0.09998360276222229, 0.9322165250778198, 1.8702137470245361],
+           [-0.6559723615646362, 1.7355080842971802, 0.36581695079803467, 1.4300436973571777]],
+    "grbal": [[0.26348358392715454, -0.1594468355178833, -0.381419837474823, -0.48820000886917114],
+              [-0.5808699131011963, -0.3136240243911743, 0.9671097993850708, 1.123438835144043],
+              [-0.8928266763687134, 0.4950825572013855, 1.1788877248764038, 0.44202476739883423]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_CHECKPOINT_PREDICTIONS))
+def test_shipped_checkpoints_load_and_predict_the_pinned_values(name):
+    from pathlib import Path
+
+    from adaptive_mbrl.training.checkpoint import load_checkpoint
+
+    path = Path(__file__).parents[1] / "controllers" / "checkpoints" / "half_cheetah" / f"{name}.pt"
+    payload = load_checkpoint(path)
+    model = DynamicsModel(17, 6, from_dict(ModelConfig, payload["preset"]["model"]), seed=0)
+    load_model_state(model, payload["model_state"])
+    gen = torch.Generator().manual_seed(123)
+    obs, act = torch.randn(3, 17, generator=gen), torch.rand(3, 6, generator=gen) * 2 - 1
+    torch.testing.assert_close(model.predict(obs, act)[:, :4], torch.tensor(PINNED_CHECKPOINT_PREDICTIONS[name]),
+                               rtol=0.0, atol=1e-6)

@@ -77,3 +77,27 @@ def test_without_normaliser_refit_statistics_stay():
     assert torch.equal(model.obs_norm.mean, before)
     fit(model, obs, act, nxt, epochs=1, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(model.obs_norm.mean, before)
+
+
+# Pinned before probabilistic ensembles, bootstrapping and elites were added: for a deterministic model
+# (probabilistic false, bootstrap false, elites 0) fit() must consume the generator and train exactly as before.
+PINNED_FIT = {
+    1: ([0.44279101490974426, 0.44207096099853516, 0.4415094554424286],
+        [[1.836777687072754, 0.4891665279865265, -1.6982769966125488, -1.6829335689544678],
+         [2.0117015838623047, -0.29506993293762207, -0.11044864356517792, -1.42061185836792]]),
+    3: ([1.5660264492034912, 1.558668851852417, 1.5525202751159668],
+        [[1.8398431539535522, 0.5320615172386169, -1.6961227655410767, -1.6843185424804688],
+         [2.021188735961914, -0.2590588629245758, -0.11826836317777634, -1.4180787801742554]]),
+}
+
+
+@pytest.mark.parametrize("ensemble", sorted(PINNED_FIT))
+def test_deterministic_fit_reproduces_pinned_losses_and_predictions(ensemble):
+    gen = torch.Generator().manual_seed(5)
+    obs, act = torch.randn(64, 4, generator=gen), torch.rand(64, 2, generator=gen) * 2 - 1
+    nxt = obs + 0.1 * torch.randn(64, 4, generator=gen)
+    model = DynamicsModel(4, 2, ModelConfig(hidden_sizes=[16, 16], ensemble_size=ensemble, batch_size=16), seed=0)
+    result = fit(model, obs, act, nxt, epochs=3, generator=torch.Generator().manual_seed(0))
+    losses, predictions = PINNED_FIT[ensemble]
+    torch.testing.assert_close(torch.tensor(result.val_losses), torch.tensor(losses), rtol=0.0, atol=1e-6)
+    torch.testing.assert_close(model.predict(obs[:2], act[:2]), torch.tensor(predictions), rtol=0.0, atol=1e-6)
