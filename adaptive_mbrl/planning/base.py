@@ -38,6 +38,24 @@ def select_elites(actions: Tensor, returns: Tensor, k: int) -> tuple[Tensor, Ten
     return actions.gather(1, index), top
 
 
+class BestSoFar:
+    """The best-scoring sequence of each environment over several iterations.
+
+    Args:
+        start: ``[B, H, a]``, kept for an environment until some candidate scores above ``-inf``.
+    """
+
+    def __init__(self, start: Tensor) -> None:
+        self.sequence = start.clone()
+        self.score = torch.full((start.shape[0],), -torch.inf, device=start.device, dtype=start.dtype)
+
+    def update(self, sequences: Tensor, scores: Tensor) -> None:
+        """Keep ``sequences [B, H, a]`` where ``scores [B]`` beat the best so far (ties keep the earlier)."""
+        improved = scores > self.score
+        self.score = torch.where(improved, scores, self.score)
+        self.sequence = torch.where(improved[:, None, None], sequences, self.sequence)
+
+
 def shift(sequences: Tensor, fill: float = 0.0) -> Tensor:
     """Drop the first step of ``[..., H, a]`` sequences and append ``fill`` as the last step."""
     tail = torch.full_like(sequences[..., :1, :], fill)
