@@ -57,7 +57,7 @@ def test_elites_only_and_stacked_subset_of_members():
     state, act = torch.randn(3, 4, 2, O), torch.rand(3, 4, A)
     calls = LayerCalls(m)
     out = step(state, act, torch.tensor([0, 1]), None)
-    assert calls.shapes == [(2, 12, O + A)]  # checked before the reference predictions below add calls  # one stacked call over the two elites only
+    assert calls.shapes == [(2, 12, O + A)]  # one stacked call over the two elites (before the checks below)
     act_p = act[:, :, None].expand(3, 4, 2, A)
     torch.testing.assert_close(out[:, :, 0], m.predict(state[:, :, 0], act_p[:, :, 0], member=1))
     torch.testing.assert_close(out[:, :, 1], m.predict(state[:, :, 1], act_p[:, :, 1], member=4))

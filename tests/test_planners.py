@@ -297,9 +297,30 @@ def test_every_planner_plans_through_particle_rollouts(kind):
             noise = torch.randn(state.shape, generator=generator)
             return torch.cat((state[..., :1] + act[:, :, None, :1] + 0.01 * noise[..., :1], state[..., 1:]), -1)
 
-    scorer = TrajectoryScorer(Step(), lambda o, a, n: -(n[..., 0] - 0.5) ** 2, particles=4, seed=0)
     extra = {"temperature": 0.01, "smoothing": 0.0} if kind == "mppi" else {}
-    planner = make_planner(config(kind, horizon=1, samples=200, elites=20, iterations=4, **extra), 1, seed=0)
+    planner = make_planner(config(kind, horizon=1, samples=200, elites=20, iterations=4, particles=4, **extra), 1,
+                           seed=0)
+    scorer = TrajectoryScorer.for_planner(Step(), lambda o, a, n: -(n[..., 0] - 0.5) ** 2, None, planner.config,
+                                          seed=0)
     action = planner.plan(torch.zeros(2, 2), scorer)
     assert all(shape[0] == 2 and shape[2:] == (4, 2) for shape in calls) and len(calls) >= 1
     assert (action - 0.5).abs().max() < (0.05 if kind != "random_shooting" else 0.02), action
+
+
+def test_plan_refuses_a_scorer_that_would_ignore_the_particle_settings():
+    class Step:
+        num_members = 1
+
+        def __call__(self, state, act, members, generator):
+            return state + act[:, :, None, :1]
+
+    reward = lambda o, a, n: -n[..., 0].abs()  # noqa: E731
+    planner = make_planner(config("cem", horizon=2, samples=20, elites=4, iterations=1, particles=4), 1, seed=0)
+    with pytest.raises(ValueError, match="particles=4.*particles=1.*for_planner"):
+        planner.plan(torch.zeros(1, 1), TrajectoryScorer(lambda o, a: o + a, reward))
+    with pytest.raises(ValueError, match="propagation"):
+        planner.plan(torch.zeros(1, 1), TrajectoryScorer(Step(), reward, particles=4, propagation="ts_1"))
+    scorer = TrajectoryScorer.for_planner(Step(), reward, None, planner.config, seed=0)
+    assert planner.plan(torch.zeros(1, 1), scorer).shape == (1, 1)
+    plain = make_planner(config("cem", horizon=2, samples=20, elites=4, iterations=1, propagation="ts_1"), 1)
+    plain.plan(torch.zeros(1, 1), TrajectoryScorer(lambda o, a: o + a, reward))  # plain step: nothing to ignore

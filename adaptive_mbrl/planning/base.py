@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from adaptive_mbrl.planning.config import PlannerConfig
+from adaptive_mbrl.planning.rollout import TrajectoryScorer
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 """``score(obs [B, o], actions [B, N, H, a]) -> returns [B, N]`` (higher is better)."""
@@ -116,9 +117,14 @@ class Planner(ABC):
 
         Returns:
             actions ``[B, a]`` in ``[-1, 1]`` (an ordinary tensor, usable outside inference mode).
+
+        Raises:
+            ValueError: ``obs`` is not 2-D, or ``score`` is a :class:`TrajectoryScorer` whose particle count or
+                propagation differs from this planner's config (build it with ``TrajectoryScorer.for_planner``).
         """
         if obs.dim() != 2:
             raise ValueError(f"plan: obs must be [B, obs_dim], got {list(obs.shape)}")
+        self._check_scorer(score)
         with torch.inference_mode():
             batch, horizon = obs.shape[0], self.config.horizon
             if self._mean is None or self._mean.shape[0] != batch:
@@ -128,6 +134,17 @@ class Planner(ABC):
             self._mean = shift(mean) if self.config.warm_start else torch.zeros_like(mean)
         self.last_plan = best.clone()  # cloned outside inference mode: ordinary tensors
         return self.last_plan[:, 0].clone()
+
+    def _check_scorer(self, score: ScoreFn) -> None:
+        """Refuse a scorer that would silently ignore ``particles`` / ``propagation`` of the config."""
+        if not isinstance(score, TrajectoryScorer):
+            return
+        c = self.config
+        mismatch = score.particles != c.particles or (score.particle_step and score.propagation != c.propagation)
+        if mismatch:
+            raise ValueError(f"planner config has particles={c.particles}, propagation={c.propagation!r} but the "
+                             f"scorer rolls out particles={score.particles}, propagation={score.propagation!r}; "
+                             "build it with TrajectoryScorer.for_planner(step, reward_fn, termination_fn, config)")
 
     @abstractmethod
     def _optimize(self, obs: Tensor, score: Callable[[Tensor], Tensor], mean: Tensor) -> tuple[Tensor, Tensor]:
