@@ -174,7 +174,7 @@ PINNED_CHECKPOINT_PREDICTIONS = {
 def test_shipped_checkpoints_load_and_predict_the_pinned_values(name):
     from pathlib import Path
 
-    from adaptive_mbrl.training.checkpoint import load_checkpoint
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
     path = Path(__file__).parents[1] / "controllers" / "checkpoints" / "half_cheetah" / f"{name}.pt"
     payload = load_checkpoint(path)
