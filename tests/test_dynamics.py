@@ -157,3 +157,168 @@ def test_state_round_trip_and_mismatch_names_shapes(tmp_path):
 def test_linear_model_without_hidden_layers():
     model = DynamicsModel(O, A, ModelConfig(hidden_sizes=[]))
     assert len(model.layers) == 1 and model.predict(*data()[:2]).shape == (32, O)
+
+
+# Pinned before probabilistic ensembles were added: the deterministic path must not move.
+PINNED_CHECKPOINT_PREDICTIONS = {
+    "mb": [[0.2645716667175293, -0.1773301064968109, -0.16635647416114807, -0.5278308391571045],
+           [-0.6716751456260681, 0.09998360276222229, 0.9322165250778198, 1.8702137470245361],
+           [-0.6559723615646362, 1.7355080842971802, 0.36581695079803467, 1.4300436973571777]],
+    "grbal": [[0.26348358392715454, -0.1594468355178833, -0.381419837474823, -0.48820000886917114],
+              [-0.5808699131011963, -0.3136240243911743, 0.9671097993850708, 1.123438835144043],
+              [-0.8928266763687134, 0.4950825572013855, 1.1788877248764038, 0.44202476739883423]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_CHECKPOINT_PREDICTIONS))
+def test_shipped_checkpoints_load_and_predict_the_pinned_values(name):
+    from pathlib import Path
+
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
+
+    path = Path(__file__).parents[1] / "controllers" / "checkpoints" / "half_cheetah" / f"{name}.pt"
+    payload = load_checkpoint(path)
+    model = DynamicsModel(17, 6, from_dict(ModelConfig, payload["preset"]["model"]), seed=0)
+    load_model_state(model, payload["model_state"])
+    gen = torch.Generator().manual_seed(123)
+    obs, act = torch.randn(3, 17, generator=gen), torch.rand(3, 6, generator=gen) * 2 - 1
+    torch.testing.assert_close(model.predict(obs, act)[:, :4], torch.tensor(PINNED_CHECKPOINT_PREDICTIONS[name]),
+                               rtol=0.0, atol=1e-6)
+
+
+# --- probabilistic ensembles (PETS) ------------------------------------------------------------------------
+def make_pe(hidden=(16, 16), ensemble=3, elites=0, seed=0, **extra):
+    cfg = from_dict(ModelConfig, {"hidden_sizes": list(hidden), "ensemble_size": ensemble, "probabilistic": True,
+                                  "elites": elites, **extra})
+    return DynamicsModel(O, A, cfg, seed=seed)
+
+
+def test_probabilistic_config_validation_and_deterministic_state_keys_unchanged():
+    cfg = from_dict(ModelConfig, {})
+    assert (cfg.probabilistic, cfg.bootstrap, cfg.elites, cfg.logvar_penalty) == (False, False, 0, 0.01)
+    assert (cfg.max_logvar_init, cfg.min_logvar_init) == (0.5, -10.0)
+    with pytest.raises(ConfigError, match=r"elites \(4\) must not exceed ensemble_size \(3\)"):
+        from_dict(ModelConfig, {"ensemble_size": 3, "elites": 4})
+    with pytest.raises(ConfigError, match="min_logvar_init"):
+        from_dict(ModelConfig, {"min_logvar_init": 1.0, "max_logvar_init": 1.0})
+    with pytest.raises(ConfigError, match="logvar_penalty"):
+        from_dict(ModelConfig, {"logvar_penalty": -0.1})
+    keys = set(make(ensemble=3).state_dict())
+    assert keys == {f"{n}_norm.{s}" for n in ("obs", "act", "delta") for s in ("mean", "std")} | {
+        f"layers.{i}.{w}" for i in range(3) for w in ("weight", "bias")}
+    pe = make_pe(elites=2)
+    assert pe.layers[-1].weight.shape == (3, 16, 2 * O)  # mean and raw log-variance per member
+    assert pe.max_logvar.shape == (O,) and pe.elite_members.tolist() == [0, 1]
+    assert {"max_logvar", "min_logvar", "elite_members"} <= set(pe.state_dict())
+
+
+def test_logvar_stays_inside_learned_soft_bounds():
+    model = make_pe(ensemble=2)
+    obs, act, _ = data()
+    obs_n, act_n = model.obs_norm.normalize(obs), model.act_norm.normalize(act)
+    with torch.no_grad():
+        model.layers[-1].weight[..., O:] *= 1e4  # raw log-variances far outside [-10, 0.5] both ways
+    mean, logvar = model.gaussian(obs_n, act_n)
+    assert mean.shape == logvar.shape == (2, 32, O)
+    torch.testing.assert_close(mean, model(obs_n, act_n))  # forward is the Gaussian's mean
+    assert (logvar >= -10.0).all() and (logvar <= 0.5 + 1e-4).all()  # equal only by float32 rounding
+    raw = model._network(obs_n, act_n, None, None, False, None)[..., O:]
+    assert (logvar[raw > 100] > 0.49).all() and (logvar[raw < -100] < -9.99).all()  # saturates at the bounds
+    with pytest.raises(ValueError, match="probabilistic"):
+        make().gaussian(obs_n, act_n)
+
+
+def test_nll_loss_formula_and_bound_penalty_gradient():
+    model = make_pe(ensemble=2)
+    obs, act, nxt = data()
+    model.fit_normalizers(obs, act, nxt)
+    target = model.delta_norm.normalize(nxt - obs)
+    mean, logvar = model.gaussian(model.obs_norm.normalize(obs), model.act_norm.normalize(act))
+    per_member = [((mean[e] - target) ** 2 * torch.exp(-logvar[e]) + logvar[e]).mean() for e in range(2)]
+    penalty = 0.01 * (model.max_logvar.sum() - model.min_logvar.sum())
+    loss = model.loss(obs, act, nxt)
+    torch.testing.assert_close(loss, sum(per_member) + penalty)
+    mse, nll = model.member_errors(obs, act, nxt)
+    torch.testing.assert_close(nll, torch.stack(per_member).detach())
+    torch.testing.assert_close(mse, ((mean - target) ** 2).mean(dim=(1, 2)).detach())
+    # The bound penalty adds exactly +0.01 to d loss / d max_logvar and -0.01 to d loss / d min_logvar.
+    grads = {}
+    for weight in (0.01, 0.0):
+        other = make_pe(ensemble=2, logvar_penalty=weight)
+        other.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            other.layers[-1].weight[..., O:] = 0.0
+            other.layers[-1].bias[..., O:] = -3.0
+            other.max_logvar.fill_(3.0)  # the optimum below, exp(logvar) ~ 1, lies well inside the bounds
+        other.loss(obs, act, nxt).backward()
+        grads[weight] = (other.max_logvar.grad, other.min_logvar.grad, other.layers[-1].bias.grad)
+    torch.testing.assert_close(grads[0.01][0] - grads[0.0][0], torch.full((O,), 0.01))
+    torch.testing.assert_close(grads[0.01][1] - grads[0.0][1], torch.full((O,), -0.01))
+    # Descending the NLL in a constant log-variance alone finds the variance of the errors, per member and dim.
+    model = other
+    err2 = ((mean.detach() - target) ** 2).mean(1)  # [E, o]
+    opt = torch.optim.Adam([model.layers[-1].bias], lr=0.1)
+    for _ in range(300):
+        opt.zero_grad()
+        model.loss(obs, act, nxt).backward()
+        model.layers[-1].bias.grad[..., :O] = 0.0  # keep the means
+        opt.step()
+    _, fitted = model.gaussian(model.obs_norm.normalize(obs[:1]), model.act_norm.normalize(act[:1]))
+    torch.testing.assert_close(fitted[:, 0].exp(), err2, rtol=0.02, atol=0)
+
+
+def test_sampled_predictions_follow_the_members_gaussian_in_raw_units():
+    model = make_pe(ensemble=2)
+    obs, act, nxt = data()
+    model.fit_normalizers(obs, act, 5.0 * nxt)  # delta std ~ 5: the variance must be scaled by std^2
+    x, u = obs[:1].expand(20000, O), act[:1].expand(20000, A)
+    draws = model.predict(x, u, member=1, sample=torch.Generator().manual_seed(0))
+    again = model.predict(x, u, member=1, sample=torch.Generator().manual_seed(0))
+    assert torch.equal(draws, again)  # seeded: reproducible
+    mean, var = model.predict_distribution(obs[:1], act[:1], member=1)
+    torch.testing.assert_close(model.predict(obs[:1], act[:1], member=1), mean)  # no sample: the mean
+    torch.testing.assert_close(draws.mean(0, keepdim=True), mean, atol=4 * (var.sqrt().max() / 141).item(), rtol=0)
+    torch.testing.assert_close(draws.var(0, keepdim=True), var, rtol=0.05, atol=0)
+    assert var.max() > 5.0  # exp(logvar) ~ 1 at init, times std^2 ~ 25
+    with pytest.raises(ValueError, match="one member per prediction"):
+        model.predict(obs, act, sample=True)
+    assert model.predict(obs, act, member="all", sample=True).shape == (2, 32, O)
+    deterministic = make(ensemble=1)  # sample is ignored by a deterministic model
+    assert torch.equal(deterministic.predict(obs, act, sample=torch.Generator().manual_seed(0)),
+                       deterministic.predict(obs, act))
+
+
+def test_mixture_moments_and_elites_set_the_ensemble_mean():
+    model = make_pe(ensemble=3, elites=2)
+    obs, act, _ = data()
+    means, variances = model.predict_distribution(obs, act, member="all")
+    model.set_elites([2, 0])
+    assert model.elite_members.tolist() == [0, 2]
+    mix_mean, mix_var = model.predict_distribution(obs, act)
+    keep = means[[0, 2]]
+    torch.testing.assert_close(mix_mean, keep.mean(0))
+    torch.testing.assert_close(mix_var, variances[[0, 2]].mean(0) + keep.var(0, unbiased=False))
+    torch.testing.assert_close(model.predict(obs, act), keep.mean(0))  # the mean uses the elites only
+    with pytest.raises(ValueError, match="distinct members"):
+        model.set_elites([1, 1])
+    with pytest.raises(ValueError, match="distinct members"):
+        model.set_elites([0, 3])
+    with pytest.raises(ValueError, match="no elites"):
+        make_pe(ensemble=3).set_elites([0])
+    other = make_pe(ensemble=3, elites=2, seed=5)
+    load_model_state(other, model.state_dict())
+    assert other.elite_members.tolist() == [0, 2]
+
+
+def test_stacked_member_subset_equals_those_members():
+    model = make_pe(ensemble=4)
+    obs, act, _ = data()
+    obs_n, act_n = model.obs_norm.normalize(obs), model.act_norm.normalize(act)
+    subset = torch.tensor([3, 1])
+    stacked = model.gaussian(obs_n.reshape(2, 16, O), act_n.reshape(2, 16, A), stacked=True, members=subset)
+    for k, e in enumerate(subset.tolist()):
+        for got, want in zip(stacked, model.gaussian(obs_n[16 * k:16 * (k + 1)], act_n[16 * k:16 * (k + 1)],
+                                                     member=e)):
+            torch.testing.assert_close(got[k], want)
+    with pytest.raises(ValueError, match="stacked"):
+        model(obs_n, act_n, members=subset)

@@ -187,3 +187,140 @@ def test_plan_output_is_an_ordinary_tensor():
     action = planner.plan(torch.zeros(1, 1), quadratic(torch.zeros(1, 3, 2)))
     assert not action.is_inference() and not planner.last_plan.is_inference()
     action.add_(1.0)  # in-place use by a caller outside inference mode works
+
+
+# Third plan of each planner through a seeded deterministic 3-member ensemble, pinned before particles and
+# `execute` were added (the default path must not move).
+PINNED_PLANS = {
+    "random_shooting": [[-0.4580329656600952, -0.7850370407104492], [-0.6149030923843384, -0.7946093082427979]],
+    "cem": [[-0.9512683749198914, -0.972213625907898], [-0.7126542329788208, -0.9925566911697388]],
+    "mppi": [[-0.4163074195384979, -0.5574437379837036], [-0.33473536372184753, -0.5241348147392273]],
+    "icem": [[-0.6569828391075134, -1.0], [-0.7943047881126404, -1.0]],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_default_plans_through_a_deterministic_model_are_pinned(kind):
+    from adaptive_mbrl.models import DynamicsModel, ModelConfig
+
+    model = DynamicsModel(5, 2, ModelConfig(hidden_sizes=[32, 32], ensemble_size=3), seed=0)
+    gen = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    model.fit_normalizers(torch.randn(50, 5, generator=gen(0)), torch.rand(50, 2, generator=gen(3)),
+                          torch.randn(50, 5, generator=gen(1)))
+    scorer = TrajectoryScorer(model.predict, lambda o, a, n: n[..., 0] - 0.1 * (a * a).sum(-1))
+    planner = make_planner(PlannerConfig(kind=kind, horizon=5, samples=64, elites=8, iterations=3), 2, seed=0)
+    obs = torch.randn(2, 5, generator=gen(2))
+    for _ in range(3):
+        action = planner.plan(obs, scorer)
+    torch.testing.assert_close(action, torch.tensor(PINNED_PLANS[kind]), rtol=0.0, atol=1e-6)
+
+
+def test_particle_and_execute_config_validation():
+    cfg = config("cem")
+    assert (cfg.particles, cfg.propagation, cfg.execute) == (1, "ts_inf", None)
+    assert config("icem", particles=20, propagation="ts_1", execute="elite_mean").particles == 20
+    with pytest.raises(ConfigError, match="particles"):
+        config("cem", particles=0)
+    with pytest.raises(ConfigError, match="propagation"):
+        config("cem", propagation="ts_all")
+    with pytest.raises(ConfigError, match="particles must be 1"):
+        config("cem", propagation="mean", particles=5)
+    with pytest.raises(ConfigError, match="execute applies to cem and icem only"):
+        config("mppi", execute="best")
+    with pytest.raises(ConfigError, match="execute"):
+        config("cem", execute="mean")
+
+
+def noisy_quadratic(target, noise_scale, seed):
+    """quadratic() plus fresh Gaussian noise on every score (std ``noise_scale``): the best single sample is
+    often a lucky draw, the elites' mean averages that luck out."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def score(obs, actions):
+        clean = -((actions - target[:, None]) ** 2).sum(dim=(-1, -2))
+        return clean + noise_scale * torch.randn(clean.shape, generator=gen)
+    return score
+
+
+@pytest.mark.parametrize("kind", ["cem", "icem"])
+def test_execute_best_returns_the_best_scored_sample_and_elite_mean_the_final_mean(kind):
+    target = torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(0)) - 0.5
+    seen = []
+
+    def recording(obs, actions):
+        returns = quadratic(target)(obs, actions)
+        seen.append((actions.clone(), returns.clone()))
+        return returns
+
+    plans = {}
+    for execute in ("best", "elite_mean"):
+        seen.clear()
+        planner = make_planner(config(kind, horizon=4, samples=60, elites=6, iterations=3, execute=execute), 2,
+                               seed=0)
+        planner.plan(torch.zeros(2, 1), recording)
+        plans[execute] = planner.last_plan
+        actions = torch.cat([a for a, _ in seen], 1)
+        returns = torch.cat([r for _, r in seen], 1)
+        best = actions[torch.arange(2), returns.argmax(1)]
+        if execute == "best":
+            torch.testing.assert_close(planner.last_plan, best)
+        else:  # the warm start is the final mean, and the executed plan is that mean
+            torch.testing.assert_close(planner.warm_start_mean[:, :-1], planner.last_plan[:, 1:])
+            assert not torch.equal(planner.last_plan, best)
+    default = make_planner(config(kind, horizon=4, samples=60, elites=6, iterations=3), 2, seed=0)
+    default.plan(torch.zeros(2, 1), quadratic(target))
+    torch.testing.assert_close(default.last_plan, plans["elite_mean" if kind == "cem" else "best"])
+
+
+def test_elite_mean_beats_best_sample_under_noisy_scores():
+    """With noisy scores (as with sampled particles) the best sample is partly luck; the elites' mean is closer."""
+    target = torch.rand(8, 4, 2, generator=torch.Generator().manual_seed(1)) - 0.5
+    errors = {}
+    for execute in ("best", "elite_mean"):
+        planner = make_planner(config("cem", horizon=4, samples=100, elites=10, iterations=4, execute=execute), 2,
+                               seed=0)
+        planner.plan(torch.zeros(8, 1), noisy_quadratic(target, 1.0, seed=0))
+        errors[execute] = (planner.last_plan - target).square().sum(dim=(1, 2)).mean().item()
+    assert errors["elite_mean"] < 0.5 * errors["best"], errors
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_planner_plans_through_particle_rollouts(kind):
+    """Each planner scores through the particle scorer: rows [B, N, P, o] per step, P particles per candidate."""
+    calls = []
+
+    class Step:
+        num_members = 2
+
+        def __call__(self, state, act, members, generator):
+            calls.append(state.shape)
+            noise = torch.randn(state.shape, generator=generator)
+            return torch.cat((state[..., :1] + act[:, :, None, :1] + 0.01 * noise[..., :1], state[..., 1:]), -1)
+
+    extra = {"temperature": 0.01, "smoothing": 0.0} if kind == "mppi" else {}
+    planner = make_planner(config(kind, horizon=1, samples=200, elites=20, iterations=4, particles=4, **extra), 1,
+                           seed=0)
+    scorer = TrajectoryScorer.for_planner(Step(), lambda o, a, n: -(n[..., 0] - 0.5) ** 2, None, planner.config,
+                                          seed=0)
+    action = planner.plan(torch.zeros(2, 2), scorer)
+    assert all(shape[0] == 2 and shape[2:] == (4, 2) for shape in calls) and len(calls) >= 1
+    assert (action - 0.5).abs().max() < (0.05 if kind != "random_shooting" else 0.02), action
+
+
+def test_plan_refuses_a_scorer_that_would_ignore_the_particle_settings():
+    class Step:
+        num_members = 1
+
+        def __call__(self, state, act, members, generator):
+            return state + act[:, :, None, :1]
+
+    reward = lambda o, a, n: -n[..., 0].abs()  # noqa: E731
+    planner = make_planner(config("cem", horizon=2, samples=20, elites=4, iterations=1, particles=4), 1, seed=0)
+    with pytest.raises(ValueError, match="particles=4.*particles=1.*for_planner"):
+        planner.plan(torch.zeros(1, 1), TrajectoryScorer(lambda o, a: o + a, reward))
+    with pytest.raises(ValueError, match="propagation"):
+        planner.plan(torch.zeros(1, 1), TrajectoryScorer(Step(), reward, particles=4, propagation="ts_1"))
+    scorer = TrajectoryScorer.for_planner(Step(), reward, None, planner.config, seed=0)
+    assert planner.plan(torch.zeros(1, 1), scorer).shape == (1, 1)
+    plain = make_planner(config("cem", horizon=2, samples=20, elites=4, iterations=1, propagation="ts_1"), 1)
+    plain.plan(torch.zeros(1, 1), TrajectoryScorer(lambda o, a: o + a, reward))  # plain step: nothing to ignore

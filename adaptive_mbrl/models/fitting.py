@@ -14,12 +14,21 @@ from adaptive_mbrl.models.dynamics import DynamicsModel
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did. Losses are the model's loss (normalised-delta MSE, summed over members)."""
+    """What :func:`fit` did. Losses are the model's loss (:meth:`DynamicsModel.loss`: normalised-delta MSE, or
+    for a probabilistic model Gaussian NLL plus the log-variance bound penalty; summed over members).
+
+    ``val_member_mse`` / ``val_member_nll`` are per member ``[E]`` on the held-out rows, for the weights that
+    were kept (empty without held-out rows; ``val_member_nll`` is empty for a deterministic model). ``elites`` are
+    the members kept as elites (lowest held-out MSE, ascending index); empty when the model keeps all.
+    """
 
     train_losses: list[float] = field(default_factory=list)  # mean minibatch loss per epoch
     val_losses: list[float] = field(default_factory=list)    # full validation-set loss per epoch (may be empty)
     best_epoch: int = -1                                     # epoch whose weights were kept (0-based)
     stopped_early: bool = False
+    val_member_mse: list[float] = field(default_factory=list)
+    val_member_nll: list[float] = field(default_factory=list)
+    elites: list[int] = field(default_factory=list)
 
 
 def make_optimizer(model: DynamicsModel) -> torch.optim.Optimizer:
@@ -37,10 +46,19 @@ def split_indices(n: int, val_fraction: float, generator: torch.Generator) -> tu
     return perm[n_val:], perm[:n_val]
 
 
-def _minibatches(n_train: int, members: int, batch_size: int, generator: torch.Generator) -> Tensor:
+def bootstrap_rows(n_train: int, members: int, generator: torch.Generator) -> Tensor:
+    """Each member's bootstrap resample: ``[members, n_train]`` row positions drawn with replacement."""
+    return torch.randint(n_train, (members, n_train), generator=generator)
+
+
+def _minibatches(n_train: int, members: int, batch_size: int, generator: torch.Generator,
+                 resample: Tensor | None = None) -> Tensor:
     """Per-member shuffled row positions for one epoch: ``[batches, members, batch]`` (last partial dropped
-    unless it is the only batch)."""
+    unless it is the only batch). With ``resample`` ``[members, n_train]`` (see :func:`bootstrap_rows`), member
+    ``e`` walks through its own resample ``resample[e]`` in shuffled order."""
     perms = torch.stack([torch.randperm(n_train, generator=generator) for _ in range(members)])
+    if resample is not None:
+        perms = resample.gather(1, perms)
     batch = min(batch_size, n_train)
     n_batches = max(1, n_train // batch)
     return perms[:, :n_batches * batch].reshape(members, n_batches, batch).transpose(0, 1)
@@ -53,7 +71,11 @@ def fit(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Tensor, contex
     """Train ``model`` on transitions by minibatch AdamW; keep the weights with the best validation loss.
 
     Each ensemble member draws its own shuffled minibatches (a different order per member), so members
-    differ through both their initialisation and their data order.
+    differ through both their initialisation and their data order; with ``model.config.bootstrap`` each
+    member also trains on its own bootstrap resample of the training rows (drawn once per call). A
+    probabilistic model trains on its Gaussian NLL (see :meth:`DynamicsModel.loss`). After training, every
+    member's held-out MSE (and NLL) is measured on the validation rows; with ``model.config.elites = k > 0``
+    the ``k`` members with the lowest held-out MSE become the model's elites.
 
     Args:
         model: the model to train (in place).
@@ -70,7 +92,10 @@ def fit(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Tensor, contex
         progress: show a tqdm bar; default only when stderr is a terminal.
 
     Returns:
-        The per-epoch losses and the epoch that was kept.
+        The per-epoch losses, the epoch that was kept, per-member held-out errors and the elites.
+
+    Raises:
+        ValueError: row counts differ, no rows, or elites are requested without held-out rows.
     """
     n = obs.shape[0]
     if not (act.shape[0] == next_obs.shape[0] == n) or (context is not None and context.shape[0] != n):
@@ -85,6 +110,8 @@ def fit(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Tensor, contex
         generator = torch.Generator()
         generator.seed()  # non-deterministic, without touching the global RNG
     train_idx, val_idx = split_indices(n, val_fraction, generator)
+    if model.config.elites and len(val_idx) == 0:
+        raise ValueError("fit: choosing elites (model.config.elites > 0) needs held-out rows: val_fraction > 0")
     if refit_normalizers:
         model.fit_normalizers(*(t[train_idx.to(device)] for t in data))
     optimizer = optimizer or make_optimizer(model)
@@ -95,10 +122,11 @@ def fit(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Tensor, contex
     show = progress if progress is not None else sys.stderr.isatty()
     bar = tqdm(range(epochs), desc="fit dynamics", disable=not show, leave=False)
     train_dev, val_dev = train_idx.to(device), val_idx.to(device)
+    resample = bootstrap_rows(len(train_idx), members, generator) if model.config.bootstrap else None
     for epoch in bar:
         model.train()
         total, count = 0.0, 0
-        for rows in _minibatches(len(train_idx), members, batch_size, generator):
+        for rows in _minibatches(len(train_idx), members, batch_size, generator, resample):
             idx = train_dev[rows.to(device)]  # [E, batch]
             batch_ctx = None if ctx is None else ctx[idx]
             loss = model.loss(*(t[idx] for t in data), batch_ctx, stacked=True)
@@ -126,7 +154,22 @@ def fit(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Tensor, contex
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    if len(val_idx):
+        _rank_members(model, data, ctx, val_dev, result)
     return result
+
+
+@torch.no_grad()
+def _rank_members(model: DynamicsModel, data: list[Tensor], ctx: Tensor | None, idx: Tensor,
+                  result: FitResult) -> None:
+    """Per-member held-out errors into ``result``; with ``config.elites`` store the best members as elites."""
+    mse, nll = model.member_errors(*(t[idx] for t in data), None if ctx is None else ctx[idx])
+    result.val_member_mse = mse.tolist()
+    result.val_member_nll = [] if nll is None else nll.tolist()
+    if model.config.elites:
+        best = torch.argsort(mse, stable=True)[:model.config.elites]
+        model.set_elites(best)
+        result.elites = model.elite_members.tolist()
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ from adaptive_mbrl.planning.icem import ICEM
 from adaptive_mbrl.planning.mppi import MPPI
 from adaptive_mbrl.planning.noise import colored_noise
 from adaptive_mbrl.planning.random_shooting import RandomShooting
-from adaptive_mbrl.planning.rollout import TrajectoryScorer
+from adaptive_mbrl.planning.rollout import ParticleStep, TrajectoryScorer
 
 __all__ = ["Planner", "ScoreFn", "PlannerConfig", "make_planner", "PLANNERS", "RandomShooting", "CEM", "MPPI",
-           "ICEM", "TrajectoryScorer", "colored_noise", "select_elites", "shift", "sanitize_returns"]
+           "ICEM", "TrajectoryScorer", "ParticleStep", "colored_noise", "select_elites", "shift", "sanitize_returns"]

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from adaptive_mbrl.planning.config import PlannerConfig
+from adaptive_mbrl.planning.rollout import TrajectoryScorer
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 """``score(obs [B, o], actions [B, N, H, a]) -> returns [B, N]`` (higher is better)."""
@@ -36,6 +37,24 @@ def select_elites(actions: Tensor, returns: Tensor, k: int) -> tuple[Tensor, Ten
     top, idx = returns.topk(k, dim=1)
     index = idx[:, :, None, None].expand(-1, -1, *actions.shape[2:])
     return actions.gather(1, index), top
+
+
+class BestSoFar:
+    """The best-scoring sequence of each environment over several iterations.
+
+    Args:
+        start: ``[B, H, a]``, kept for an environment until some candidate scores above ``-inf``.
+    """
+
+    def __init__(self, start: Tensor) -> None:
+        self.sequence = start.clone()
+        self.score = torch.full((start.shape[0],), -torch.inf, device=start.device, dtype=start.dtype)
+
+    def update(self, sequences: Tensor, scores: Tensor) -> None:
+        """Keep ``sequences [B, H, a]`` where ``scores [B]`` beat the best so far (ties keep the earlier)."""
+        improved = scores > self.score
+        self.score = torch.where(improved, scores, self.score)
+        self.sequence = torch.where(improved[:, None, None], sequences, self.sequence)
 
 
 def shift(sequences: Tensor, fill: float = 0.0) -> Tensor:
@@ -98,9 +117,14 @@ class Planner(ABC):
 
         Returns:
             actions ``[B, a]`` in ``[-1, 1]`` (an ordinary tensor, usable outside inference mode).
+
+        Raises:
+            ValueError: ``obs`` is not 2-D, or ``score`` is a :class:`TrajectoryScorer` whose particle count or
+                propagation differs from this planner's config (build it with ``TrajectoryScorer.for_planner``).
         """
         if obs.dim() != 2:
             raise ValueError(f"plan: obs must be [B, obs_dim], got {list(obs.shape)}")
+        self._check_scorer(score)
         with torch.inference_mode():
             batch, horizon = obs.shape[0], self.config.horizon
             if self._mean is None or self._mean.shape[0] != batch:
@@ -110,6 +134,17 @@ class Planner(ABC):
             self._mean = shift(mean) if self.config.warm_start else torch.zeros_like(mean)
         self.last_plan = best.clone()  # cloned outside inference mode: ordinary tensors
         return self.last_plan[:, 0].clone()
+
+    def _check_scorer(self, score: ScoreFn) -> None:
+        """Refuse a scorer that would silently ignore ``particles`` / ``propagation`` of the config."""
+        if not isinstance(score, TrajectoryScorer):
+            return
+        c = self.config
+        mismatch = score.particles != c.particles or (score.particle_step and score.propagation != c.propagation)
+        if mismatch:
+            raise ValueError(f"planner config has particles={c.particles}, propagation={c.propagation!r} but the "
+                             f"scorer rolls out particles={score.particles}, propagation={score.propagation!r}; "
+                             "build it with TrajectoryScorer.for_planner(step, reward_fn, termination_fn, config)")
 
     @abstractmethod
     def _optimize(self, obs: Tensor, score: Callable[[Tensor], Tensor], mean: Tensor) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,7 @@ from typing import Literal
 from adaptive_mbrl.config import bounded
 
 PlannerKind = Literal["random_shooting", "cem", "mppi", "icem"]
+Execute = Literal["best", "elite_mean"]
 
 
 @dataclass
@@ -31,6 +32,16 @@ class PlannerConfig:
             into the next control step.
         sample_decay: iCEM: the sample count shrinks by this factor every iteration (>= 2 K samples).
         warm_start: start each control step from the previous solution shifted by one step.
+        particles: P, rollouts per candidate for trajectory sampling (PETS); a candidate's score is the
+            mean return of its particles. 1 = one rollout (deterministic models). P > 1 needs a stochastic
+            or ensemble step (``models.EnsembleParticleStep``); a multiple of the ensemble's (elite) member
+            count keeps each horizon step one stacked call.
+        propagation: how particles use ensemble members: ``ts_inf`` (a particle keeps its member for the
+            whole horizon), ``ts_1`` (it redraws its member every step) or ``mean`` (the members' mean, no
+            sampling; needs ``particles = 1``).
+        execute: cem / icem only: which sequence is executed (and kept as ``last_plan``): ``best`` (the
+            best-scoring candidate of any iteration) or ``elite_mean`` (the final distribution mean: the
+            elites' mean, smoothed with ``smoothing``). Default (null): cem ``elite_mean``, icem ``best``.
     """
 
     kind: PlannerKind
@@ -46,7 +57,15 @@ class PlannerConfig:
     keep_elites: float = bounded(0.3, lo=0.0, hi=1.0)
     sample_decay: float = bounded(1.25, lo=1.0)
     warm_start: bool = True
+    particles: int = bounded(1, lo=1)
+    propagation: Literal["ts_inf", "ts_1", "mean"] = "ts_inf"
+    execute: Execute | None = None
 
     def __post_init__(self) -> None:
         if self.elites > self.samples:
             raise ValueError(f"elites ({self.elites}) must not exceed samples ({self.samples})")
+        if self.execute is not None and self.kind not in ("cem", "icem"):
+            raise ValueError(f"execute applies to cem and icem only; leave it unset (null) for {self.kind}")
+        if self.propagation == "mean" and self.particles > 1:
+            raise ValueError(f"propagation 'mean' samples nothing, so particles must be 1 (got {self.particles}); "
+                             "use ts_inf or ts_1 with several particles")

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from adaptive_mbrl.planning.base import Planner, select_elites, shift
+from adaptive_mbrl.planning.base import BestSoFar, Planner, select_elites, shift
 from adaptive_mbrl.planning.noise import colored_noise
 
 
@@ -18,7 +18,8 @@ class ICEM(Planner):
     - a ``keep_elites`` share of each iteration's elites joins the next iteration's candidates, and the
       last iteration's kept elites, shifted by one step, join the first iteration of the next control step;
     - the mean itself is a candidate in the last iteration;
-    - executes the best sequence found in any iteration (not the mean).
+    - executes the best sequence found in any iteration (``execute: best``, the default) or the final
+      distribution mean (``execute: elite_mean``).
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -42,7 +43,7 @@ class ICEM(Planner):
         n_keep = round(c.keep_elites * c.elites)
         std = torch.full_like(mean, c.init_std)
         kept = self._kept if (c.warm_start and self._kept is not None) else None
-        best_seq, best_ret = mean.clone(), torch.full((batch,), -torch.inf, device=self.device, dtype=self.dtype)
+        best = BestSoFar(mean)
         for it in range(c.iterations):
             noise = colored_noise((batch, self._samples_at(it), *mean.shape[1:]), c.noise_beta,
                                   self.generator, device=self.device, dtype=self.dtype)
@@ -53,9 +54,7 @@ class ICEM(Planner):
                 parts.append(mean.unsqueeze(1))
             actions = torch.cat(parts, dim=1)
             elites, top = select_elites(actions, score(actions), c.elites)
-            improved = top[:, 0] > best_ret
-            best_ret = torch.where(improved, top[:, 0], best_ret)
-            best_seq = torch.where(improved[:, None, None], elites[:, 0], best_seq)
+            best.update(elites[:, 0], top[:, 0])
             mean = c.smoothing * mean + (1.0 - c.smoothing) * elites.mean(dim=1)
             std = c.smoothing * std + (1.0 - c.smoothing) * elites.std(dim=1, unbiased=False)
             kept = elites[:, :n_keep]
@@ -64,4 +63,4 @@ class ICEM(Planner):
         if c.warm_start and n_keep > 0:
             # Shifted elites: the new last step is filled by the coloured-noise mean's (zero) fill.
             self._kept = shift(kept)
-        return best_seq, mean
+        return (mean if c.execute == "elite_mean" else best.sequence), mean
