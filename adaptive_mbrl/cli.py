@@ -231,24 +231,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """Train the quickstart preset on the cart-pole, then run MB and MB+DE under a mid-episode motor fault."""
     from adaptive_mbrl.control import AdaptiveController
     from adaptive_mbrl.evaluation import run_episode
-    from adaptive_mbrl.presets import load_preset
+    from adaptive_mbrl.presets import load_preset, with_overrides
     from adaptive_mbrl.storage.runs import RunSettings
     from adaptive_mbrl.training.train_model import train_model
 
     out = Path(args.out)
+    trained = with_overrides(load_preset("quickstart"), args.overrides)
     print(f"training the quickstart model on cartpole (nominal) in {out} ...")
     start = time.perf_counter()
-    checkpoint = train_model(load_preset("quickstart"), RunSettings("cartpole", "nominal", seed=args.seed), out,
-                             resume=(out / "progress.json").exists())
+    checkpoint = train_model(trained, RunSettings("cartpole", "nominal", seed=args.seed), out,
+                             resume=True)  # a fresh folder starts; a killed demo continues
     print(f"trained in {time.perf_counter() - start:.0f} s")
     print("scenario motor_fault_midepisode: the cart motor drops to 50% force at step 100")
     for adapter in ("none", "finetune"):
-        preset = load_preset("quickstart")
-        preset.adapter.kind = adapter
+        preset = with_overrides(trained, [f"adapter.kind={adapter}"])
         preset.name = {"none": "MB", "finetune": "MB+DE"}[adapter]
         controller = AdaptiveController.from_checkpoint(checkpoint, preset=preset, seed=args.seed)
-        totals = [run_episode(controller, "cartpole", "motor_fault_midepisode", args.seed + i).total
-                  for i in range(args.episodes)]
+        totals = []
+        for i in range(args.episodes):  # a line per episode: progress also when stdout is not a terminal
+            t0 = time.perf_counter()
+            totals.append(run_episode(controller, "cartpole", "motor_fault_midepisode", args.seed + i).total)
+            print(f"  {preset.name} episode {i + 1}/{args.episodes}: return {totals[-1]:.2f} "
+                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
         print(f"{preset.name:6s} return {np.mean(totals):8.2f} +- {np.std(totals):.2f} over {len(totals)} episodes")
     return 0
 
@@ -357,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run folder of the trained model (reused when it is there)")
     p.add_argument("--episodes", type=at_least(1), default=3, help="episodes per method (default: 3)")
     p.add_argument("--seed", type=at_least(0), default=0, help="training and environment seed (default: 0)")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                   help="change the quickstart preset, e.g. a smaller budget: training.iterations=1")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -51,7 +51,7 @@ METHODS = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated")
 def collect(checkpoint: Path, robot: str, scenario: str, backend: str, episodes: int, steps: int,
             seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Episodes of the MB controller: per episode ``(obs [T, o], action [T, a], next_obs [T, o])``."""
-    controller = AdaptiveController.from_checkpoint(checkpoint, seed=seed, backend=backend)
+    controller = AdaptiveController.from_checkpoint(checkpoint, seed=seed, backend=backend, threads=None)
     data = []
     for i in range(episodes):
         env = am.make(robot, scenario, backend=backend, seed=20_000 + i, episode_steps=steps)
@@ -166,7 +166,7 @@ def main() -> None:
             for method in args.methods:
                 checkpoint = checkpoints[ADAPTATION_METHODS[method].trained]
                 controller = load_controller(checkpoint, ADAPTATION_METHODS[method].run, backend=args.backend,
-                                             overrides=run_settings(method))
+                                             overrides=run_settings(method), threads=None)
                 past = controller.preset.adapter.window
                 if method == "MB+DE":
                     results[method].append(dynamic_evaluation_losses(controller, data, past))

@@ -61,7 +61,7 @@ def main() -> None:
 
     start = time.perf_counter()
     checkpoint = train_model(preset, RunSettings(args.robot, args.train_scenario, seed=args.seed),
-                             run_dir, resume=(run_dir / "progress.json").exists())
+                             run_dir, resume=True)
     progress = json.loads((run_dir / "progress.json").read_text())
     print(f"torch threads: {torch.get_num_threads()}")
     print(f"training: {args.preset} on {args.robot}/{args.train_scenario}, seed {args.seed}, "
@@ -78,7 +78,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for scenario in args.eval_scenarios or [args.train_scenario]:
         for name in args.controllers:
-            controller = AdaptiveController.from_checkpoint(checkpoint, preset=name, seed=args.seed)
+            controller = AdaptiveController.from_checkpoint(checkpoint, preset=name, seed=args.seed,
+                                                            threads=args.threads)
             returns, steps, t0 = [], 0, time.perf_counter()
             for i in range(args.episodes):
                 record = run_episode(controller, args.robot, scenario, 10_000 + i, episode_steps=args.episode_steps)

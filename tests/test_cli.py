@@ -220,3 +220,15 @@ def test_train_resume_and_overwrite_exclude_each_other(tmp_path: Path, capsys) -
         main([*TINY_MB, "--out", str(tmp_path / "run"), "--resume", "--overwrite"])
     assert "not allowed with argument" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_prints_a_line_per_episode_and_takes_a_smaller_budget(tmp_path: Path, capsys) -> None:
+    tiny = ["training.random_steps=200", "training.iterations=0", "training.first_epochs=1", "model.hidden_sizes=[8]",
+            "planner.samples=8", "planner.elites=2", "planner.iterations=1", "planner.horizon=3"]
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "2", "--set", *tiny]) == 0
+    out = capsys.readouterr().out
+    for method in ("MB", "MB+DE"):
+        assert f"  {method} episode 1/2: return" in out and f"  {method} episode 2/2: return" in out
+    assert (tmp_path / "demo" / "model.pt").is_file()
+    assert main(["demo", "--out", str(tmp_path / "demo2"), "--set", "planner.nope=1"]) == 2
+    assert "planner.nope: unknown key" in capsys.readouterr().err
