@@ -204,3 +204,15 @@ def test_a_checkpoint_without_its_yaml_twin_is_read_from_the_pt(tmp_path: Path, 
     data["robots"][0]["controllers"][1]["set"] = ["planner.samples=16"]
     jobs, _ = expand_jobs(load_suite(_write(tmp_path, data)))
     assert {job.checkpoint for job in jobs} == {str(alone)}
+
+
+def test_a_block_can_run_more_episodes_than_the_suite(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint), episodes=2)
+    block = data["robots"][0]
+    data["robots"] = [block, {**block, "scenarios": ["nominal"], "episodes": 4}]
+    jobs, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    per_scenario = {s: {j.episode for j in jobs if j.scenario == s} for s in {j.scenario for j in jobs}}
+    assert per_scenario == {"nominal": {0, 1, 2, 3}, "weak_motor_test": {0, 1}, "motor_fault_midepisode": {0, 1}}
+    data["robots"][1]["episodes"] = 0
+    with pytest.raises(ConfigError, match="episodes must be >= 1 or null"):
+        load_suite(_write(tmp_path, data))

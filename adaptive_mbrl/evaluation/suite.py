@@ -11,6 +11,7 @@ A suite file ``sim_configs/suites/<name>.yaml``::
     robots:
       - robot: half_cheetah
         backend: mujoco
+        episodes: 3            # optional: this block's episodes (default: the suite's)
         scenarios: [crippled_joint_test, payload_test, friction_test, joint_break_midepisode]
         controllers:
           - {label: MB, checkpoint: "shipped:half_cheetah/mb", preset: mb}
@@ -73,8 +74,11 @@ class RobotBlock:
     scenarios: list[str]
     controllers: list[ControllerEntry]
     backend: Literal["mujoco", "pybullet"] = "mujoco"
+    episodes: int | None = None  # episodes per (scenario, controller, seed) in this block; None: the suite's
 
     def __post_init__(self) -> None:
+        if self.episodes is not None and self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1 or null (the suite's), got {self.episodes}")
         if not self.scenarios:
             raise ValueError("scenarios must list at least one scenario")
         if not self.controllers:
@@ -214,8 +218,8 @@ def expand_jobs(config: SuiteConfig) -> tuple[list[EpisodeJob], list[str]]:
                                             f"(from {entry.checkpoint!r}) does not exist; train it with `adaptive-mbrl "
                                             "train` or mark the controller optional: true")
                 for scenario in block.scenarios:
-                    for episode in range(config.episodes):
+                    for episode in range(block.episodes or config.episodes):
                         jobs.append(EpisodeJob(block.robot, block.backend, scenario, entry.label, str(checkpoint),
                                                entry.preset, seed, episode, config.episode_seed + episode,
                                                config.episode_steps, tuple(entry.set)))
-    return jobs, skipped
+    return jobs, list(dict.fromkeys(skipped))  # an entry shared by two blocks is noted once
