@@ -6,6 +6,11 @@ an environment's window and adapts that environment's adapter from the whole win
 :meth:`AdaptivePolicy.act` plans for all E environments in one batched planner call, row ``e`` rolled out
 with adapter ``e``.
 
+Rollouts: a deterministic single network with ``planner.particles = 1`` is rolled out through the adapters'
+``predict`` (one rollout per candidate). A probabilistic model, an ensemble, or ``planner.particles > 1`` is
+rolled out by trajectory sampling (PETS) through the adapters' ``particle_step`` (``batch_particle_step`` for
+E > 1), with the planner's ``particles`` and ``propagation`` (:func:`uses_particles`).
+
 Two users: :class:`~adaptive_mbrl.control.AdaptiveController` (E = 1, one user's loop) and
 meta-training's collection policy (:class:`~adaptive_mbrl.training.collect.AdaptiveCollectionPolicy`,
 E parallel environments).
@@ -19,12 +24,39 @@ import torch
 from torch import Tensor
 
 from adaptive_mbrl.adaptation.base import Adapter
-from adaptive_mbrl.planning import TrajectoryScorer
+from adaptive_mbrl.models.dynamics import DynamicsModel
+from adaptive_mbrl.planning import PlannerConfig, TrajectoryScorer
 from adaptive_mbrl.planning.base import Planner
-from adaptive_mbrl.planning.rollout import StepFn
+from adaptive_mbrl.planning.rollout import ParticleStep, StepFn
 
 Transition = tuple[Tensor, Tensor, Tensor]
 """``(obs [o], action [a], next_obs [o])``."""
+
+
+def uses_particles(model: DynamicsModel, planner: PlannerConfig) -> bool:
+    """Whether planning with ``model`` rolls out particles (trajectory sampling through a
+    :class:`~adaptive_mbrl.planning.rollout.ParticleStep`) rather than one ``predict`` rollout per candidate:
+    when ``planner.particles > 1``, the model is probabilistic, or it is an ensemble."""
+    return planner.particles > 1 or model.probabilistic or model.ensemble_size > 1
+
+
+def check_particle_support(adapters: Sequence[Adapter]) -> None:
+    """Refuse adapters that cannot roll out particles, naming the adapter and what is missing.
+
+    Raises:
+        ValueError: one environment whose adapter does not override ``particle_step``, or several whose
+            adapter class has no ``batch_particle_step``.
+    """
+    cls = type(adapters[0])
+    kind = adapters[0].config.kind
+    if len(adapters) == 1 and cls.particle_step is Adapter.particle_step:
+        raise ValueError(f"adapter {kind!r} ({cls.__name__}) cannot plan with trajectory sampling (it has no "
+                         "particle_step), which a probabilistic or ensemble model or planner.particles > 1 needs; "
+                         "use a deterministic single network with planner.particles = 1, or adapter none / finetune")
+    if len(adapters) > 1 and not hasattr(cls, "batch_particle_step"):
+        raise ValueError(f"adapter {kind!r} ({cls.__name__}) cannot roll out particles for several environments at "
+                         "once (no batch_particle_step), which a probabilistic or ensemble model or "
+                         "planner.particles > 1 needs")
 
 
 class AdaptivePolicy:
@@ -36,6 +68,10 @@ class AdaptivePolicy:
         planner: plans ``[E, o] -> [E, a]``.
         reward_fn: batched reward ``(obs [..., o], action [..., a], next_obs [..., o]) -> [...]`` (torch).
         termination_fn: optional ``next_obs [..., o] -> bool [...]``.
+
+    Raises:
+        ValueError: no adapters; E > 1 adapters without ``batch_predict``; or a particle rollout
+            (:func:`uses_particles`) with adapters that cannot do it (:func:`check_particle_support`).
     """
 
     def __init__(self, adapters: Sequence[Adapter], planner: Planner, reward_fn: Callable,
@@ -45,6 +81,9 @@ class AdaptivePolicy:
         if len(adapters) > 1 and not hasattr(type(adapters[0]), "batch_predict"):
             raise ValueError(f"adapter {type(adapters[0]).__name__} cannot predict for several environments at "
                              "once (no batch_predict); use one environment or a meta adapter (grbal, rebal)")
+        self.particles = uses_particles(adapters[0].model, planner.config)
+        if self.particles:
+            check_particle_support(adapters)
         self.adapters, self.planner = list(adapters), planner
         self.reward_fn, self.termination_fn = reward_fn, termination_fn
         window = adapters[0].config.window
@@ -71,10 +110,37 @@ class AdaptivePolicy:
             self.adapters[e].adapt(*(torch.stack(column) for column in zip(*window)))
 
     def act(self, obs: Tensor) -> Tensor:
-        """Plan from ``obs`` [E, o] with each environment's adapted model; returns actions [E, a] in [-1, 1]."""
-        scorer = TrajectoryScorer(self.step_fn(), self.reward_fn, self.termination_fn)
+        """Plan from ``obs`` [E, o] with each environment's adapted model; returns actions [E, a] in [-1, 1].
+
+        One batched planner call for all E environments, under ``torch.inference_mode``."""
+        scorer = self.scorer()
         with torch.inference_mode():
             return self.planner.plan(obs, scorer)
+
+    def scorer(self) -> TrajectoryScorer:
+        """The planner's score for this step: ``predict`` rollouts, or particle rollouts with the planner's
+        ``particles`` / ``propagation`` (:func:`uses_particles`).
+
+        The particles' generator is seeded from the planner's generator (one draw per call), so a seeded
+        planner gives reproducible plans and every control step samples afresh."""
+        if not self.particles:
+            return TrajectoryScorer(self.step_fn(), self.reward_fn, self.termination_fn)
+        return TrajectoryScorer.for_planner(self.particle_step(), self.reward_fn, self.termination_fn,
+                                            self.planner.config, seed=self._particle_seed())
+
+    def particle_step(self) -> ParticleStep:
+        """``(state [E, N, P, o], act [E, N, a], members, generator) -> [E, N, P, o]`` with the adapters'
+        current adaptation (row ``e`` through adapter ``e``)."""
+        if self.n_envs == 1:
+            return self.adapters[0].particle_step()
+        return type(self.adapters[0]).batch_particle_step(self.adapters)
+
+    def _particle_seed(self) -> int:
+        """A seed for this step's particle sampling, drawn from the planner's generator."""
+        generator = self.planner.generator
+        with torch.inference_mode():
+            draw = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)
+        return int(draw.item())
 
     def step_fn(self) -> StepFn:
         """``(obs [E, ..., o], act [E, ..., a]) -> [E, ..., o]`` with the adapters' current adaptation."""

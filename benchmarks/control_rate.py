@@ -3,12 +3,16 @@ with another core busy.
 
     python benchmarks/control_rate.py [--robot half_cheetah] [--steps 60] [--threads 1 2]
     python benchmarks/control_rate.py --preset mb_de --steps 10      # one configuration: a smoke run
+    python benchmarks/control_rate.py --preset pets --steps 20 --threads 1 --busy 0   # PE-TS (PETS)
 
 For each configuration and torch thread count: control steps/s (act + observe, the environment step
 excluded) on an idle machine and while ``--busy`` other processes spin a busy loop each (started for
 that measurement, killed after), the ratio busy / idle (target: >= 0.8), the model evaluations per
-step (counted, not estimated), the achieved GFLOP/s of those evaluations (2 x weights x evaluations per
-step x idle rate) and the machine's fp32 matmul peak measured here. Real time for half_cheetah / ant is
+step (rows through one member's network, counted at the first layer, not estimated: an ensemble's
+particle rollouts count each particle once, an ensemble mean counts every member), the achieved GFLOP/s
+of those evaluations (2 x one member's weights x evaluations per step x idle rate) and the machine's fp32
+matmul peak measured here. The grid (MODELS x PLANNERS x ADAPTERS) is followed by the shipped PETS
+presets (PRESETS: a probabilistic ensemble planned by trajectory sampling). Real time for half_cheetah / ant is
 20 Hz (0.05 s control step). Models are untrained: cost does not depend on the weights. On a machine
 shared with other work the numbers are indicative only.
 """
@@ -47,6 +51,7 @@ MODELS = {"3x200 silu": ModelConfig(hidden_sizes=[200, 200, 200], activation="si
           "3x512 relu": ModelConfig(hidden_sizes=[512, 512, 512], activation="relu")}
 ADAPTERS = {"none (MB)": AdapterConfig(kind="none"),
             "finetune (MB+DE)": AdapterConfig(kind="finetune", steps=1, optimizer="adam")}
+PRESETS = ("pets", "pets_de")  # measured after the grid, each with its own model, planner and adapter
 
 
 def matmul_peak_gflops(n: int = 1024, repeats: int = 20) -> float:
@@ -81,12 +86,11 @@ def measure(robot: str, model_cfg: ModelConfig, planner: PlannerConfig, adapter:
     preset = ControllerPreset(name="bench", planner=planner, model=model_cfg, adapter=adapter)
     controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0, threads=threads)
     evaluations = [0]
-    predict = controller.adapter.predict  # what the controller rolls candidate sequences out with
 
-    def counting(o, a):
-        evaluations[0] += o[..., 0].numel()
-        return predict(o, a)
-    controller.adapter.predict = counting
+    def count_rows(layer, inputs, output) -> None:  # rows through the first layer, per member
+        evaluations[0] += output[..., 0].numel()
+    for network in _networks(controller):  # the trained model and an adapter's fine-tuned copy
+        network.layers[0].register_forward_hook(count_rows)
     controller.reset()
     elapsed = 0.0
     for t in range(steps + 5):
@@ -99,12 +103,20 @@ def measure(robot: str, model_cfg: ModelConfig, planner: PlannerConfig, adapter:
         if t >= 5:
             elapsed += time.perf_counter() - start
         obs = next_obs
-    weights = sum(p.numel() for n, p in model.named_parameters() if "weight" in n)
+    weights = sum(p.numel() for n, p in model.named_parameters() if "weight" in n) / model.ensemble_size
     return steps / elapsed, evaluations[0] / steps, weights
 
 
+def _networks(controller: AdaptiveController) -> list[DynamicsModel]:
+    """The dynamics models a controller evaluates: its model and any copy its adapter holds."""
+    found = {id(controller.model): controller.model}
+    found.update({id(v): v for v in vars(controller.adapter).values() if isinstance(v, DynamicsModel)})
+    return list(found.values())
+
+
 def configurations(preset: str | None) -> Iterator[tuple[str, ModelConfig, PlannerConfig, AdapterConfig]]:
-    """(name, model, planner, adapter): one preset's, or the grid of MODELS x PLANNERS x ADAPTERS."""
+    """(name, model, planner, adapter): one preset's, or the grid of MODELS x PLANNERS x ADAPTERS, then
+    the PRESETS."""
     if preset is not None:
         chosen = load_preset(preset)
         yield f"{chosen.name} preset", chosen.model, chosen.planner, chosen.adapter
@@ -113,6 +125,8 @@ def configurations(preset: str | None) -> Iterator[tuple[str, ModelConfig, Plann
         for planner_name, planner in PLANNERS.items():
             for adapter_name, adapter in ADAPTERS.items():
                 yield f"{model_name} | {planner_name} | {adapter_name}", model_cfg, planner, adapter
+    for name in PRESETS:
+        yield from configurations(name)
 
 
 def main() -> None:

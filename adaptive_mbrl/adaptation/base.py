@@ -2,8 +2,9 @@
 
 An adapter owns the dynamics model a controller plans with. Every control step the controller hands it
 the last ``M`` transitions (:meth:`Adapter.adapt`); the adapter updates its adapted parameters or state,
-and :meth:`Adapter.predict` is what the planner rolls out. :meth:`Adapter.reset` restores the prior
-(the trained weights). Adapters:
+and :meth:`Adapter.predict` (a deterministic model) or :meth:`Adapter.particle_step` (trajectory sampling
+through a probabilistic and / or ensemble model, PETS) is what the planner rolls out. :meth:`Adapter.reset`
+restores the prior (the trained weights). Adapters:
 
 - ``none``: MB, no adaptation.
 - ``finetune``: MB+DE (dynamic evaluation), gradient steps on the last M transitions every step.
@@ -22,6 +23,8 @@ from torch import Tensor
 
 from adaptive_mbrl.config import bounded
 from adaptive_mbrl.models.dynamics import DynamicsModel
+from adaptive_mbrl.models.particles import EnsembleParticleStep
+from adaptive_mbrl.planning.rollout import ParticleStep
 
 AdapterKind = Literal["none", "finetune", "grbal", "rebal"]
 
@@ -81,6 +84,21 @@ class Adapter(abc.ABC):
     def predict(self, obs: Tensor, action: Tensor) -> Tensor:
         """Adapted one-step prediction ``[..., o], [..., a] -> [..., o]`` (raw units)."""
 
+    def particle_step(self) -> ParticleStep:
+        """The current (adapted) model as a :class:`~adaptive_mbrl.planning.rollout.ParticleStep` for
+        trajectory sampling: ``(state [1, N, P, o], act [1, N, a], members, generator) -> [1, N, P, o]``.
+
+        Several environments in lockstep use the classmethod ``batch_particle_step(adapters)`` of the
+        adapter class instead (row ``e`` of ``B`` through adapter ``e``), where the class provides one.
+
+        Raises:
+            NotImplementedError: this adapter kind cannot plan with particles (no override).
+        """
+        raise NotImplementedError(
+            f"the {self.config.kind!r} adapter ({type(self).__name__}) has no particle_step(), so it cannot plan "
+            "with trajectory sampling (planner.particles > 1, or a probabilistic / ensemble model); use "
+            "planner.particles = 1 with a deterministic single network, or an adapter that supports it")
+
     def state_dict(self) -> dict[str, Tensor]:
         """Learned parts of the adapter itself (not the model), e.g. Meta-SGD rates or a recurrent encoder.
 
@@ -106,6 +124,10 @@ class NoAdaptation(Adapter):
 
     def predict(self, obs: Tensor, action: Tensor) -> Tensor:
         return self.model.predict(obs, action)
+
+    def particle_step(self) -> ParticleStep:
+        """The trained model's members as particles (:class:`~adaptive_mbrl.models.EnsembleParticleStep`)."""
+        return EnsembleParticleStep(self.model)
 
 
 def window_loss(model: DynamicsModel, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:

@@ -8,6 +8,8 @@ from torch import Tensor
 
 from adaptive_mbrl.adaptation.base import Adapter, AdapterConfig
 from adaptive_mbrl.models.dynamics import DynamicsModel
+from adaptive_mbrl.models.particles import EnsembleParticleStep
+from adaptive_mbrl.planning.rollout import ParticleStep
 
 
 class FinetuneAdapter(Adapter):
@@ -16,6 +18,11 @@ class FinetuneAdapter(Adapter):
     The model starts each episode from the trained weights (restored by :meth:`reset`). By default the
     updates accumulate through the episode (dynamic evaluation); ``reset_each_step`` restarts every step
     from the trained weights instead. The normalisers stay as trained.
+
+    Each step minimises the model's own training loss on the window (:meth:`DynamicsModel.loss`: MSE, or
+    for a probabilistic model the Gaussian NLL plus the log-variance bound penalty); an ensemble's members
+    are all updated by that one batched loss (summed over members, so each member gets its own gradient).
+    The elites chosen in training stay the elites.
     """
 
     def __init__(self, model: DynamicsModel, config: AdapterConfig) -> None:
@@ -45,3 +52,6 @@ class FinetuneAdapter(Adapter):
     def predict(self, obs: Tensor, action: Tensor) -> Tensor:
         return self.adapted.predict(obs, action)
 
+    def particle_step(self) -> ParticleStep:
+        """The fine-tuned copy's members as particles (:class:`~adaptive_mbrl.models.EnsembleParticleStep`)."""
+        return EnsembleParticleStep(self.adapted)

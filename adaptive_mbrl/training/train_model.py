@@ -4,6 +4,11 @@ A run folder holds ``config.yaml`` (the resolved preset and run settings), ``buf
 ``model.pt`` (the latest checkpoint), ``progress.json`` (iteration, env steps, returns, losses,
 wall-clock) and ``metrics.csv``. Every file is written atomically after every round, so ``resume=True``
 continues a killed run from its last finished round with nothing lost.
+
+A probabilistic ensemble (PETS: ``model.probabilistic``, ``model.ensemble_size``) trains on its Gaussian NLL
+(:func:`~adaptive_mbrl.models.fit`), picks its ``model.elites`` on the held-out rows after every fit, and
+collects with trajectory sampling (the planner's ``particles`` / ``propagation``); the elites and the learned
+log-variance bounds are part of the model's state, so the checkpoint keeps them.
 """
 from __future__ import annotations
 
@@ -13,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adaptive_mbrl.adaptive_policy import uses_particles
 from adaptive_mbrl.config import from_dict, to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.models.fitting import fit
+from adaptive_mbrl.models.particles import EnsembleParticleStep
 from adaptive_mbrl.models.state import load_model_state
-from adaptive_mbrl.planning import TrajectoryScorer, make_planner
+from adaptive_mbrl.planning import PlannerConfig, TrajectoryScorer, make_planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, save_checkpoint
 from adaptive_mbrl.storage.runs import RunSettings, open_run_folder, run_config, write_progress
@@ -26,11 +33,17 @@ from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.collect import VectorCollector, planner_policy, random_policy
 
 
+VAL_FRACTION = 0.1
+"""Share of the buffer held out when fitting: early stopping, and the elites' ranking (``model.elites``)."""
+
+
 def _fit(model: DynamicsModel, buffer: TransitionBuffer, epochs: int, generator: torch.Generator,
          progress: bool | None) -> float:
+    """Refit ``model`` on the whole buffer (the model's own loss: MSE, or NLL for a probabilistic model; its
+    elites re-chosen on the held-out rows); returns the kept epoch's validation loss."""
     data = buffer.tensors(model.device)
     result = fit(model, data["obs"], data["action"], data["next_obs"], epochs=epochs, generator=generator,
-                 progress=progress)
+                 val_fraction=VAL_FRACTION, progress=progress)
     losses = result.val_losses or result.train_losses
     return float(losses[result.best_epoch]) if losses else float("nan")
 
@@ -92,7 +105,7 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         load_model_state(model, payload["model_state"])
         start -= progress_doc["wall_clock_s"]
     planner = make_planner(preset.planner, act_dim, device=device, seed=settings.seed)
-    scorer = TrajectoryScorer(model.predict, collector.reward_fn, collector.termination_fn)
+    scorer = collection_scorer(model, preset.planner, collector, seed=settings.seed)
     for iteration in range(progress_doc["iteration"] + 1, cfg.iterations + 1):
         planner.reset()
         stats = collector.run(planner_policy(planner, scorer, device), cfg.steps_per_iteration, buffer, progress,
@@ -104,6 +117,18 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
     collector.close()
     return ckpt_path
+
+
+def collection_scorer(model: DynamicsModel, planner: PlannerConfig, collector: VectorCollector,
+                      seed: int | None = None) -> TrajectoryScorer:
+    """The score the MPC collection plans with: ``model.predict`` rollouts for a deterministic single network
+    with one particle, else trajectory sampling through the model's members
+    (:class:`~adaptive_mbrl.models.EnsembleParticleStep`, the planner's ``particles`` / ``propagation``).
+    It holds the model itself, so each refit is planned with from the next round on."""
+    if not uses_particles(model, planner):
+        return TrajectoryScorer(model.predict, collector.reward_fn, collector.termination_fn)
+    return TrajectoryScorer.for_planner(EnsembleParticleStep(model), collector.reward_fn, collector.termination_fn,
+                                        planner, seed=seed)
 
 
 def _reset_row(planner, row: int) -> None:
@@ -126,9 +151,18 @@ def _save(run_dir: Path, ckpt_path: Path, buffer: TransitionBuffer, model: Dynam
     save_checkpoint(ckpt_path, robot=settings.robot, obs_dim=model.obs_dim, action_dim=model.act_dim,
                     preset=to_dict(preset), model_state=model.state_dict(),
                     actuation=actuation,
-                    meta={"iteration": progress_doc["iteration"], "env_steps": progress_doc["env_steps"],
-                          "scenario": settings.scenario, "seed": settings.seed})
+                    meta=_checkpoint_meta(model, settings, progress_doc))
     write_progress(run_dir, progress_doc)
+
+
+def _checkpoint_meta(model: DynamicsModel, settings: RunSettings, progress_doc: dict) -> dict:
+    """The checkpoint's ``meta``: round, data, scenario, seed, and the elite members when the model keeps some
+    (for reading only: the model state's ``elite_members`` is what loading restores)."""
+    meta = {"iteration": progress_doc["iteration"], "env_steps": progress_doc["env_steps"],
+            "scenario": settings.scenario, "seed": settings.seed}
+    if model.config.elites:
+        meta["elites"] = model.elite_members.tolist()
+    return meta
 
 
 def _normal_preset(data: dict) -> dict:
