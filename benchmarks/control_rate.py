@@ -114,19 +114,37 @@ def _networks(controller: AdaptiveController) -> list[DynamicsModel]:
     return list(found.values())
 
 
-def configurations(preset: str | None) -> Iterator[tuple[str, ModelConfig, PlannerConfig, AdapterConfig]]:
-    """(name, model, planner, adapter): one preset's, or the grid of MODELS x PLANNERS x ADAPTERS, then
+Labels = tuple[str, str, str]
+"""(model, planner, adapter): the first three cells of a table row."""
+
+
+def configurations(preset: str | None) -> Iterator[tuple[Labels, ModelConfig, PlannerConfig, AdapterConfig]]:
+    """(labels, model, planner, adapter): one preset's, or the grid of MODELS x PLANNERS x ADAPTERS, then
     the PRESETS."""
     if preset is not None:
         chosen = load_preset(preset)
-        yield f"{chosen.name} preset", chosen.model, chosen.planner, chosen.adapter
+        labels = (f"{chosen.name}: {_model_label(chosen.model)}", _planner_label(chosen.planner), chosen.adapter.kind)
+        yield labels, chosen.model, chosen.planner, chosen.adapter
         return
     for model_name, model_cfg in MODELS.items():
         for planner_name, planner in PLANNERS.items():
             for adapter_name, adapter in ADAPTERS.items():
-                yield f"{model_name} | {planner_name} | {adapter_name}", model_cfg, planner, adapter
+                yield (model_name, planner_name, adapter_name), model_cfg, planner, adapter
     for name in PRESETS:
         yield from configurations(name)
+
+
+def _model_label(config: ModelConfig) -> str:
+    """E.g. ``4x200 silu, PE x5`` (a probabilistic ensemble of 5)."""
+    label = f"{len(config.hidden_sizes)}x{config.hidden_sizes[0]} {config.activation}"
+    kind = "PE" if config.probabilistic else "ensemble"
+    return label + (f", {kind} x{config.ensemble_size}" if config.probabilistic or config.ensemble_size > 1 else "")
+
+
+def _planner_label(config: PlannerConfig) -> str:
+    """E.g. ``icem 2x40 H15, 5 particles ts_inf``."""
+    label = f"{config.kind} {config.iterations}x{config.samples} H{config.horizon}"
+    return label + (f", {config.particles} particles {config.propagation}" if config.particles > 1 else "")
 
 
 def main() -> None:
@@ -144,9 +162,10 @@ def main() -> None:
     peak = matmul_peak_gflops()
     print(f"robot {args.robot}, torch {torch.__version__}, threads {args.threads}, {args.busy} busy process(es), "
           f"fp32 matmul peak {peak:.0f} GFLOP/s (torch's threads)\n")
-    print("| configuration | threads | idle Hz | busy Hz | busy / idle | model evals/step | GFLOP/s | % of peak |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, model_cfg, planner, adapter in configurations(args.preset):
+    print("| model | planner | adapter | threads | idle Hz | busy Hz | busy / idle | model evals/step | GFLOP/s "
+          "| % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for labels, model_cfg, planner, adapter in configurations(args.preset):
         for threads in args.threads:
             rate, evals, weights = measure(args.robot, model_cfg, planner, adapter, args.steps, threads)
             busy = float("nan")
@@ -154,7 +173,7 @@ def main() -> None:
                 with busy_cores(args.busy):
                     busy = measure(args.robot, model_cfg, planner, adapter, args.steps, threads)[0]
             gflops = 2 * weights * evals * rate / 1e9
-            print(f"| {name} | {threads} | {rate:.1f} | {busy:.1f} | {busy / rate:.2f} | {evals:,.0f} | "
+            print(f"| {' | '.join(labels)} | {threads} | {rate:.1f} | {busy:.1f} | {busy / rate:.2f} | {evals:,.0f} | "
                   f"{gflops:.1f} | {100 * gflops / peak:.0f}% |", flush=True)
 
 

@@ -154,3 +154,57 @@ def test_adapt_works_when_called_under_inference_mode(prior: DynamicsModel) -> N
 def test_context_gate_on_a_non_recurrent_adapter_is_refused_by_name(prior: DynamicsModel) -> None:
     with pytest.raises(ValueError, match="context_gate.*'rebal' only.*'finetune'"):
         make_adapter(prior, AdapterConfig(kind="finetune", context_gate=True))
+
+
+# --- probabilistic ensembles (PETS) ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ensemble_prior() -> DynamicsModel:
+    """A 3-member probabilistic ensemble with 2 elites, fitted on the nominal system."""
+    config = ModelConfig(hidden_sizes=[32], learning_rate=3e-3, batch_size=64, ensemble_size=3, probabilistic=True,
+                         bootstrap=True, elites=2)
+    model = DynamicsModel(OBS, ACT, config, seed=0)
+    fit(model, *_transitions(600, 1.0, seed=0), epochs=10, generator=torch.Generator().manual_seed(0))
+    return model
+
+
+def test_finetune_steps_every_member_on_the_ensembles_own_nll_in_one_batched_call(
+        ensemble_prior: DynamicsModel) -> None:
+    import copy
+
+    adapter = _finetune(ensemble_prior, steps=1, learning_rate=1e-2)
+    rows: list[tuple[int, ...]] = []
+    adapter.adapted.layers[0].register_forward_hook(lambda layer, inputs, out: rows.append(tuple(out.shape)))
+    window = _transitions(16, -1.0, seed=60)
+    adapter.adapt(*window)
+    assert rows == [(3, 16, 32)]  # one forward over all members: [E, m, hidden]
+    # The same as one Adam step on the model's own loss (Gaussian NLL + log-variance bound penalty) ...
+    reference = copy.deepcopy(ensemble_prior)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    reference.loss(*window).backward()
+    optimizer.step()
+    _assert_same_state(_state(adapter.adapted), _state(reference))
+    # ... which moves every member and the learned log-variance bounds; the elites stay the trained ones.
+    prior = _state(ensemble_prior)
+    for e in range(3):
+        assert not torch.equal(adapter.adapted.layers[0].weight[e], prior["layers.0.weight"][e])
+    assert not torch.equal(adapter.adapted.max_logvar, prior["max_logvar"])
+    assert torch.equal(adapter.adapted.elite_members, prior["elite_members"])
+
+
+def test_particle_steps_roll_out_the_adapted_model(ensemble_prior: DynamicsModel) -> None:
+    none, tuned = make_adapter(ensemble_prior, AdapterConfig(kind="none")), _finetune(ensemble_prior, steps=5)
+    assert none.particle_step().model is ensemble_prior and tuned.particle_step().model is tuned.adapted
+    assert none.particle_step().num_members == 2  # the elites
+    state, act = torch.randn(1, 4, 2, OBS), torch.rand(1, 4, ACT) * 2 - 1
+    members = torch.tensor([0, 1])
+
+    def step(adapter) -> torch.Tensor:
+        with torch.inference_mode():
+            return adapter.particle_step()(state, act, members, torch.Generator().manual_seed(0))
+
+    assert torch.equal(step(tuned), step(none))  # same prior, same noise
+    tuned.adapt(*_transitions(32, -1.0, seed=61))
+    assert not torch.allclose(step(tuned), step(none))
+    tuned.reset()
+    assert torch.equal(step(tuned), step(none))

@@ -155,3 +155,139 @@ def test_several_envs_need_a_meta_adapter() -> None:
     adapters = [make_adapter(model, _preset("finetune").adapter) for _ in range(2)]
     with pytest.raises(ValueError, match="cannot predict for several environments"):
         AdaptivePolicy(adapters, make_planner(_preset("finetune").planner, 1), lambda o, a, n: o[..., 0])
+
+
+# --- trajectory sampling (PETS) ----------------------------------------------------------------------------
+
+def _pets_preset(adapter: str = "none", particles: int = 6, propagation: str = "ts_inf",
+                 probabilistic: bool = True, ensemble: int = 3) -> ControllerPreset:
+    return from_dict(ControllerPreset, {
+        "name": "t_pets", "model": {"hidden_sizes": [16], "ensemble_size": ensemble, "probabilistic": probabilistic},
+        "adapter": {"kind": adapter, "window": 4, "steps": 1, "learning_rate": 1e-2, "optimizer": "adam"},
+        "planner": {"kind": "icem", "samples": 16, "horizon": 4, "iterations": 2, "elites": 4,
+                    "particles": particles, "propagation": propagation}}, source="test")
+
+
+class SpyStep:
+    """Wraps a ParticleStep and records the shapes and member assignments it is called with."""
+
+    def __init__(self, step) -> None:
+        self.step, self.num_members, self.calls = step, step.num_members, []
+
+    def __call__(self, state, act, members, generator):
+        self.calls.append((tuple(state.shape), tuple(act.shape), None if members is None else members.clone()))
+        return self.step(state, act, members, generator)
+
+
+def _pets_controller(preset: ControllerPreset, seed: int = 0) -> tuple[AdaptiveController, object]:
+    env = am.make("cartpole", seed=0)
+    model = DynamicsModel(5, 1, preset.model, seed=0)
+    return AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=seed), env
+
+
+@pytest.mark.parametrize("adapter", ["none", "finetune"])
+def test_a_pets_controller_plans_with_particles_and_acts_on_the_cartpole(adapter: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    ctrl, env = _pets_controller(_pets_preset(adapter))
+    assert ctrl.policy.particles
+    spies: list[SpyStep] = []
+    real = ctrl.adapter.particle_step
+
+    def spied():
+        spies.append(SpyStep(real()))
+        return spies[-1]
+    monkeypatch.setattr(ctrl.adapter, "particle_step", spied)
+    ctrl.reset()
+    obs, _ = env.reset(seed=1)
+    actions = []
+    for _ in range(4):
+        action = ctrl.act(obs)
+        assert action.shape == (1,) and action.dtype == np.float32 and np.all(np.abs(action) <= 1.0)
+        next_obs, *_ = env.step(action)
+        ctrl.observe(obs, action, next_obs)
+        actions.append(action)
+        obs = next_obs
+    env.close()
+    assert len(spies) == 4  # one particle step per control step
+    calls = spies[0].calls
+    assert len(calls) == 2 * 4  # iterations x horizon: one call per horizon step
+    assert calls[0][0] == (1, 16, 6, 5) and calls[0][1] == (1, 16, 1)  # [B, N, P, o], [B, N, a]
+    assert calls[-1][0][1] < 16  # iCEM shrinks its sample count
+    assert torch.equal(calls[0][2], torch.arange(6) % 3)  # TS-inf: particle p keeps member p % K
+    assert np.unique(np.stack(actions)).size == 4
+
+
+def test_a_pets_episode_repeats_exactly_after_reset_and_the_seed_matters() -> None:
+    def episode(ctrl, env) -> np.ndarray:
+        ctrl.reset()
+        obs, _ = env.reset(seed=2)
+        actions = []
+        for _ in range(5):
+            action = ctrl.act(obs)
+            next_obs, *_ = env.step(action)
+            ctrl.observe(obs, action, next_obs)
+            actions.append(action)
+            obs = next_obs
+        return np.stack(actions)
+
+    ctrl, env = _pets_controller(_pets_preset("finetune"), seed=4)
+    first = episode(ctrl, env)
+    np.testing.assert_array_equal(episode(ctrl, env), first)
+    other, env2 = _pets_controller(_pets_preset("finetune"), seed=5)
+    assert not np.array_equal(episode(other, env2), first)
+
+
+def test_particle_sampling_differs_from_the_mean_path_on_a_probabilistic_model() -> None:
+    """TS-inf samples each particle's next state from its member's Gaussian; ``mean`` rolls out the
+    members' mean prediction, exactly like the plain predict path."""
+    env = am.make("cartpole", seed=0)
+    model = DynamicsModel(5, 1, _pets_preset().model, seed=0)
+    obs = torch.as_tensor(env.reset(seed=0)[0], dtype=torch.float32)[None]
+    actions = torch.rand(1, 16, 4, 1, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def scores(preset: ControllerPreset) -> torch.Tensor:
+        adapter = make_adapter(model, preset.adapter)
+        policy = AdaptivePolicy([adapter], make_planner(preset.planner, 1, seed=0), env.reward_fn,
+                                env.termination_fn)
+        assert policy.particles
+        with torch.inference_mode():
+            return policy.scorer()(obs, actions)
+
+    sampled, mean = scores(_pets_preset()), scores(_pets_preset(particles=1, propagation="mean"))
+    with torch.inference_mode():
+        plain = TrajectoryScorer(model.predict, env.reward_fn, env.termination_fn)(obs, actions)
+    torch.testing.assert_close(mean, plain)
+    assert not torch.allclose(sampled, mean)
+    env.close()
+
+
+@pytest.mark.parametrize("particles, probabilistic, ensemble, expected", [
+    (1, False, 1, False), (3, False, 1, True), (1, True, 1, True), (1, False, 3, True)])
+def test_particles_are_used_for_probabilistic_or_ensemble_models_or_several_particles(
+        particles: int, probabilistic: bool, ensemble: int, expected: bool) -> None:
+    preset = _pets_preset(particles=particles, probabilistic=probabilistic, ensemble=ensemble)
+    model = DynamicsModel(5, 1, preset.model, seed=0)
+    policy = AdaptivePolicy([make_adapter(model, preset.adapter)], make_planner(preset.planner, 1),
+                            lambda o, a, n: o[..., 0])
+    assert policy.particles is expected
+    assert policy.scorer().particle_step is expected
+
+
+def test_an_adapter_without_particle_step_is_refused_by_name() -> None:
+    from adaptive_mbrl.adaptation.base import Adapter, AdapterConfig
+
+    class Plain(Adapter):  # an adapter written before particle rollouts existed
+        def reset(self) -> None: ...
+        def adapt(self, obs, action, next_obs) -> None: ...
+        def predict(self, obs, action):
+            return self.model.predict(obs, action)
+
+    preset = _pets_preset()
+    model = DynamicsModel(5, 1, preset.model, seed=0)
+    with pytest.raises(ValueError, match="adapter 'none' \\(Plain\\) cannot plan with trajectory sampling"):
+        AdaptivePolicy([Plain(model, AdapterConfig())], make_planner(preset.planner, 1), lambda o, a, n: o[..., 0])
+    with pytest.raises(NotImplementedError, match="has no particle_step"):
+        Plain(model, AdapterConfig()).particle_step()
+    deterministic = DynamicsModel(5, 1, _preset("none").model, seed=0)  # the predict path needs none
+    AdaptivePolicy([Plain(deterministic, AdapterConfig())], make_planner(_preset("none").planner, 1),
+                   lambda o, a, n: o[..., 0]).act(torch.zeros(1, 5))

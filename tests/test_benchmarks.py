@@ -217,10 +217,14 @@ def test_update_cost_prints_milliseconds_per_update() -> None:
 
 @pytest.mark.slow
 def test_control_rate_prints_the_rate_of_every_configuration() -> None:
-    lines = run_script("control_rate", "--robot", "cartpole", "--steps", "1", "--threads", "1")
-    rows = table(lines, "| model | planner | adapter | control Hz |")
-    assert len(rows) == 2 * 6 * 2  # models x planners x adapters
-    assert all(number(r["control Hz"]) > 0 and number(r["model evals/step"]) > 0 for r in rows)
+    lines = run_script("control_rate", "--robot", "cartpole", "--steps", "1", "--threads", "1", "--busy", "0")
+    rows = table(lines, "| model | planner | adapter | threads | idle Hz |")
+    assert len(rows) == 2 * 6 * 2 + 2  # models x planners x adapters, then the pets and pets_de presets
+    assert all(number(r["idle Hz"]) > 0 and number(r["model evals/step"]) > 0 for r in rows)
+    assert [r["model"] for r in rows[-2:]] == ["pets: 4x200 silu, PE x5", "pets_de: 4x200 silu, PE x5"]
+    assert rows[-1]["planner"] == "icem 2x40 H15, 5 particles ts_inf" and rows[-1]["adapter"] == "finetune"
+    # iCEM 40 + 32 candidates (+ the elites it keeps) x 5 particles x H15: each particle row is counted once
+    assert 5400 <= number(rows[-2]["model evals/step"]) <= 5800
 
 
 # --- adaptive-mbrl bench ----------------------------------------------------------------------------

@@ -87,3 +87,33 @@ def test_baselines_take_no_preset_or_overrides(tmp_path: Path) -> None:
                            preset=to_dict(load_baseline_preset("pearl")), model_state={})
     with pytest.raises(ValueError, match="pearl policy; overrides .* model-based checkpoints only"):
         am.load_controller(path, overrides=["planner.samples=3"])
+
+
+def test_a_probabilistic_ensemble_round_trips_with_its_elites_and_bounds(tmp_path: Path) -> None:
+    """save_checkpoint -> load_controller gives the same elites, log-variance bounds and predictions."""
+    from adaptive_mbrl.config import from_dict, to_dict
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.presets import ControllerPreset
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
+
+    preset = from_dict(ControllerPreset, {
+        "name": "tiny_pets", "model": {"hidden_sizes": [16], "ensemble_size": 4, "probabilistic": True, "elites": 2},
+        "adapter": {"kind": "none", "window": 4},
+        "planner": {"kind": "icem", "samples": 16, "horizon": 4, "iterations": 2, "elites": 4, "particles": 4}},
+        source="test")
+    model = DynamicsModel(5, 1, preset.model, seed=0)
+    model.set_elites([1, 3])  # not the initial [0, 1]
+    with torch.no_grad():
+        model.max_logvar.add_(torch.linspace(-1.0, 0.0, 5))
+        model.min_logvar.sub_(0.5)
+    path = save_checkpoint(tmp_path / "pets.pt", robot="cartpole", obs_dim=5, action_dim=1, preset=to_dict(preset),
+                           model_state=model.state_dict())
+    loaded = am.load_controller(path, seed=0).model
+    assert loaded.elite_members.tolist() == [1, 3]
+    assert torch.equal(loaded.max_logvar, model.max_logvar) and torch.equal(loaded.min_logvar, model.min_logvar)
+    obs, act = torch.randn(7, 5), torch.rand(7, 1) * 2 - 1
+    with torch.no_grad():
+        for got, want in zip(loaded.predict_distribution(obs, act), model.predict_distribution(obs, act)):
+            assert torch.equal(got, want)
+        assert torch.equal(loaded.predict(obs, act, member="all", sample=torch.Generator().manual_seed(1)),
+                           model.predict(obs, act, member="all", sample=torch.Generator().manual_seed(1)))

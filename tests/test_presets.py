@@ -225,3 +225,21 @@ def test_bad_override_names_the_field_and_the_allowed_values(item: str, field: s
     with pytest.raises(ConfigError) as info:
         with_overrides(load_preset("grbal"), [item])
     assert info.value.field == field and words in str(info.value)
+
+
+def test_the_pets_presets_are_a_probabilistic_ensemble_with_one_particle_per_member() -> None:
+    pets, mb = load_preset("pets"), load_preset("mb")
+    m, p = pets.model, pets.planner
+    assert (list(m.hidden_sizes), m.ensemble_size, m.probabilistic, m.bootstrap, m.elites) == (
+        [200, 200, 200, 200], 5, True, True, 0)
+    assert (p.kind, p.particles, p.propagation) == ("icem", 5, "ts_inf") and p.particles == m.ensemble_size
+    assert (p.horizon, p.samples, p.iterations, p.elites) == (15, 40, 2, 4)
+    assert pets.adapter == mb.adapter and pets.training == mb.training
+    assert m.activation == mb.model.activation and m.learning_rate == mb.model.learning_rate
+    data = yaml.safe_load((controllers_dir() / "pets.yaml").read_text())
+    assert data["base"] == "mb" and "training" not in data and "adapter" not in data
+    # pets_de: the pets ensemble and planner with mb_de's online fine-tuning.
+    pets_de = load_preset("pets_de")
+    assert pets_de.adapter == load_preset("mb_de").adapter
+    assert dataclasses.replace(pets_de, name="pets", description=pets.description, adapter=pets.adapter) == pets
+    assert yaml.safe_load((controllers_dir() / "pets_de.yaml").read_text())["base"] == "pets"

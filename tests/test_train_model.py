@@ -247,6 +247,89 @@ def test_resume_refuses_a_buffer_shorter_than_its_progress(tiny_run: Path, tmp_p
         train_model(_preset(_tiny()), RunSettings("cartpole", seed=0), run_dir, resume=True, progress=False)
 
 
+# --- a probabilistic ensemble (PETS) ----------------------------------------------------------------------
+
+def _tiny_pets(iterations: int = 1) -> dict:
+    """:func:`_tiny` with a 3-member probabilistic ensemble (2 elites) and 3 particles per candidate."""
+    data = _tiny(iterations)
+    data["name"] = "tiny_pets"
+    data["model"].update(ensemble_size=3, probabilistic=True, bootstrap=True, elites=2)
+    data["planner"].update(particles=3, propagation="ts_inf")
+    return data
+
+
+@pytest.fixture(scope="module")
+def pets_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """A tiny PE-TS run; also what the collection's planner calls got: (obs shape, particles, propagation)."""
+    run_dir, plans = tmp_path_factory.mktemp("pets_run"), []
+    real = tm.planner_policy
+
+    def spying_policy(planner, scorer, device=None):
+        policy = real(planner, scorer, device)
+
+        def spied(obs):
+            plans.append((obs.shape, scorer.particles if scorer.particle_step else 0, scorer.propagation))
+            return policy(obs)
+        return spied
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tm, "planner_policy", spying_policy)
+        train_model(_preset(_tiny_pets()), RunSettings("cartpole", seed=0), run_dir, progress=False)
+    return run_dir, plans
+
+
+def test_a_pets_run_collects_with_one_particle_planning_call_for_all_envs(pets_run: tuple[Path, list]) -> None:
+    run_dir, plans = pets_run
+    assert len(plans) == ROUND_STEPS // 2  # one call per lockstep step of the 2 environments
+    assert set(plans) == {((2, 5), 3, "ts_inf")}
+    progress = json.loads((run_dir / "progress.json").read_text())
+    assert progress["env_steps"] == RANDOM_STEPS + ROUND_STEPS
+    assert all(np.isfinite(row["val_loss"]) for row in progress["history"])
+    assert progress["history"][0]["val_loss"] < 0  # a Gaussian NLL (with log-variances), not an MSE
+
+
+def test_a_pets_checkpoint_keeps_elites_and_log_variance_bounds(pets_run: tuple[Path, list]) -> None:
+    run_dir, _ = pets_run
+    payload = load_checkpoint(run_dir / "model.pt")
+    state = payload["model_state"]
+    assert state["elite_members"].tolist() == payload["meta"]["elites"] and len(payload["meta"]["elites"]) == 2
+    assert not torch.equal(state["max_logvar"], torch.full((5,), 0.5))  # trained, not the initial bound
+    ctrl = am.load_controller(run_dir / "model.pt", seed=0)
+    assert ctrl.policy.particles and ctrl.preset.planner.particles == 3
+    for key, value in state.items():
+        assert torch.equal(ctrl.model.state_dict()[key], value), key
+    env = am.make("cartpole", seed=0)
+    obs, _ = env.reset(seed=0)
+    action = ctrl.act(obs)
+    assert action.shape == (1,) and np.all(np.abs(action) <= 1.0)
+    env.close()
+
+
+def test_a_pets_run_resumes_with_more_rounds(pets_run: tuple[Path, list], tmp_path: Path) -> None:
+    import shutil
+    run = tmp_path / "extended"
+    shutil.copytree(pets_run[0], run)
+    before = json.loads((run / "progress.json").read_text())
+    train_model(_preset(_tiny_pets(iterations=2)), RunSettings("cartpole", seed=0), run, resume=True,
+                progress=False)
+    after = json.loads((run / "progress.json").read_text())
+    assert after["iteration"] == 2 and after["history"][:2] == before["history"]
+    assert after["env_steps"] == RANDOM_STEPS + 2 * ROUND_STEPS
+    assert len(load_checkpoint(run / "model.pt")["meta"]["elites"]) == 2
+
+
+def test_the_collection_scorer_samples_particles_only_where_needed() -> None:
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    collector = tm.VectorCollector("cartpole", n_envs=1, seed=0)
+    plain, pets = _preset(_tiny()), _preset(_tiny_pets())
+    model = DynamicsModel(5, 1, plain.model)
+    scorer = tm.collection_scorer(model, plain.planner, collector)
+    assert not scorer.particle_step and scorer.step_fn == model.predict
+    ensemble = DynamicsModel(5, 1, pets.model)
+    scorer = tm.collection_scorer(ensemble, pets.planner, collector, seed=0)
+    assert scorer.particle_step and scorer.particles == 3 and scorer.step_fn.model is ensemble
+    collector.close()
+
+
 # --- learning check ---------------------------------------------------------------------------------------
 def _episode_return(policy, seed: int) -> float:
     env = am.make("cartpole", seed=seed)
