@@ -47,7 +47,10 @@ __all__ = ["AdaptiveController", "Controller", "RandomController", "check_adapte
 class AdaptiveController:
     """MPC through a learned dynamics model that an :class:`~adaptive_mbrl.adaptation.Adapter` updates
     from the latest M transitions at every control step (one :class:`~adaptive_mbrl.adaptive_policy.AdaptivePolicy`
-    environment, the same code meta-training collects with).
+    environment, the same code meta-training collects with). A probabilistic and / or ensemble model (e.g.
+    the ``pets`` / ``pets_de`` presets) or ``planner.particles > 1`` is planned through by trajectory sampling
+    (PETS): ``planner.particles`` rollouts per candidate through the adapter's ``particle_step``, scored by
+    their mean return; a deterministic single network with one particle rolls out ``adapter.predict``.
 
     Args:
         model: the trained dynamics model (its weights are the prior that :meth:`reset` restores).
