@@ -48,7 +48,8 @@ class GroupedParticleStep:
         self.envs = int(first.shape[0])
         self.params = None if params is None else {k: v.flatten(0, 1) for k, v in params.items()}
         if contexts is not None and tuple(contexts.shape[:2]) != (self.envs, model.ensemble_size):
-            raise ValueError(f"contexts must be [B={self.envs}, E={model.ensemble_size}, c], got {list(contexts.shape)}")
+            raise ValueError(f"contexts must be [B={self.envs}, E={model.ensemble_size}, c], "
+                             f"got {list(contexts.shape)}")
 
     @property
     def num_members(self) -> int:
