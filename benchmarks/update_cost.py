@@ -7,6 +7,10 @@ Prints milliseconds per update and what one update consumes: MB one Adam step on
 transitions (GrBAL second order); PEARL one SAC + encoder step on ``meta_batch`` tasks x ``batch_size``
 transitions with ``context_batch`` context transitions each. Multiply by a method's updates per budget
 to estimate its training time on this machine.
+
+``--pets`` adds the probabilistic-ensemble meta-learners (presets ``pets_grbal`` and ``pets_rebal``, the
+latter with one encoder shared by the members and with one per member): one meta-update on
+``meta_batch`` segments per member, as meta-training draws them.
 """
 from __future__ import annotations
 
@@ -46,25 +50,27 @@ def mb_step(o: int, a: int) -> tuple[Callable[[], None], str]:
     return step, f"{n} transitions"
 
 
-def meta_step(name: str, o: int, a: int) -> tuple[Callable[[], None], str]:
+def meta_step(name: str, o: int, a: int, overrides: tuple[str, ...] = ()) -> tuple[Callable[[], None], str]:
     from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.presets import with_overrides
     from adaptive_mbrl.training.meta_train import build_meta_adapter, make_meta_optimizer
-    preset = load_preset(name)
+    preset = with_overrides(load_preset(name), list(overrides))
     model = DynamicsModel(o, a, preset.model)
     adapter = build_meta_adapter(model, preset)
     optim = make_meta_optimizer(model, adapter, preset.meta.learning_rate)
-    b, m, k = preset.meta.meta_batch, preset.adapter.window, preset.meta.future
-    obs = torch.randn(b, m + k, o)
-    act, nxt = torch.rand(b, m + k, a) * 2 - 1, obs + 0.1 * torch.randn(b, m + k, o)
+    b, m, k, e = preset.meta.meta_batch, preset.adapter.window, preset.meta.future, model.ensemble_size
+    lead = (b,) if e == 1 else (e, b)  # an ensemble: each member its own segments, as in meta-training
+    obs = torch.randn(*lead, m + k, o)
+    act, nxt = torch.rand(*lead, m + k, a) * 2 - 1, obs + 0.1 * torch.randn(*lead, m + k, o)
 
     def step() -> None:
         loss, _ = adapter.meta_loss(obs, act, nxt, m, preset.meta.first_order)
         if preset.meta.prior_weight > 0:
-            loss = loss + preset.meta.prior_weight * model.loss(obs, act, nxt)
+            loss = loss + preset.meta.prior_weight * model.loss(obs, act, nxt, stacked=e > 1)
         optim.zero_grad()
         loss.backward()
         optim.step()
-    return step, f"{b} segments x ({m} + {k}) transitions"
+    return step, f"{b} segments x ({m} + {k}) transitions" + ("" if e == 1 else f" per member x {e} members")
 
 
 def pearl_step(o: int, a: int) -> tuple[Callable[[], None], str]:
@@ -84,6 +90,7 @@ def main() -> None:
     parser.add_argument("--robot", default="half_cheetah")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--pets", action="store_true", help="add PE-GrBAL and PE-ReBAL (shared / per-member encoder)")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -94,6 +101,11 @@ def main() -> None:
     env.close()
     rows = [("MB (Adam step)", *mb_step(o, a)), ("GrBAL (meta-update)", *meta_step("grbal", o, a)),
             ("ReBAL (meta-update)", *meta_step("rebal", o, a)), ("PEARL (SAC + encoder step)", *pearl_step(o, a))]
+    if args.pets:
+        rows += [("PE-GrBAL (meta-update)", *meta_step("pets_grbal", o, a)),
+                 ("PE-ReBAL, shared encoder (meta-update)", *meta_step("pets_rebal", o, a)),
+                 ("PE-ReBAL, encoder per member (meta-update)",
+                  *meta_step("pets_rebal", o, a, ("adapter.encoder_per_member=true",)))]
     print(f"\n{args.robot} (obs {o}, action {a}), {args.threads} thread(s)\n")
     print("| method | one update uses | ms per update |")
     print("|---|---|---:|")

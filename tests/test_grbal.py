@@ -235,3 +235,131 @@ def test_backtracking_leaves_a_step_that_already_lowers_the_window_loss(nominal_
 def test_backtracking_on_another_adapter_is_refused_by_name(nominal_prior: DynamicsModel) -> None:
     with pytest.raises(ValueError, match="backtracking.*'grbal' only.*'rebal'"):
         make_adapter(nominal_prior, AdapterConfig(kind="rebal", backtracking=3))
+
+
+# --- ensembles (PETS-style) ---------------------------------------------------------------------------------
+from adaptive_mbrl.models.particles import EnsembleParticleStep  # noqa: E402
+
+
+def _ensemble_prior(members: int = 3, probabilistic: bool = False, elites: int = 0) -> DynamicsModel:
+    torch.manual_seed(0)
+    obs, act, nxt = _system(8, 100, np.ones(8), seed=0)
+    model = DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[32, 32], learning_rate=3e-3, ensemble_size=members,
+                                                probabilistic=probabilistic, elites=elites), seed=0)
+    fit(model, obs.reshape(-1, OBS), act.reshape(-1, ACT), nxt.reshape(-1, OBS), epochs=30,
+        generator=torch.Generator().manual_seed(0))
+    return model
+
+
+def _single(model: DynamicsModel, e: int) -> DynamicsModel:
+    config = ModelConfig(**{**model.config.__dict__, "ensemble_size": 1, "elites": 0})
+    single = DynamicsModel(OBS, ACT, config)
+    single.load_state_dict({k: v[e:e + 1] if k.startswith("layers.") else v
+                            for k, v in model.state_dict().items() if k != "elite_members"})
+    return single
+
+
+@pytest.fixture(scope="module")
+def ensemble_prior() -> DynamicsModel:
+    return _ensemble_prior()
+
+
+def test_ensemble_adapts_every_member_like_a_single_network_on_the_same_window(ensemble_prior) -> None:
+    adapter = make_adapter(ensemble_prior, _config(learning_rate=0.5))
+    obs, act, nxt = (t[0, :16] for t in _system(1, 16, np.array([0.4]), seed=3))
+    adapter.adapt(obs, act, nxt)
+    for e in range(3):
+        single = make_adapter(_single(ensemble_prior, e), _config(learning_rate=0.5))
+        single.adapt(obs, act, nxt)
+        for name, value in single.adapted.named_parameters():
+            torch.testing.assert_close(adapter.adapted.get_parameter(name)[e:e + 1], value, rtol=1e-5, atol=1e-6)
+
+
+def test_meta_sgd_rates_are_per_member_and_skip_the_logvar_bounds() -> None:
+    model = DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[8], ensemble_size=3, probabilistic=True))
+    adapter = make_adapter(model, _config(learn_inner_lr=True))
+    rates = adapter.learned.lr()
+    assert set(rates) == {n for n, _ in model.named_parameters() if "logvar" not in n}
+    assert all(rates[n].shape == model.get_parameter(n).shape and rates[n].shape[0] == 3 for n in rates)
+
+
+def test_particle_step_rolls_out_the_adapted_member_it_assigns(ensemble_prior) -> None:
+    """Adaptation moves the predictions; particle p on member k predicts what the adapted member k predicts,
+    and the ensemble mean (no particles) is adapter.predict."""
+    adapter = make_adapter(ensemble_prior, _config(learning_rate=0.5))
+    obs, act, nxt = (t[0, :16] for t in _system(1, 16, np.array([-1.0]), seed=3))
+    adapter.adapt(obs, act, nxt)
+    state, action = torch.randn(1, 5, 1, OBS).expand(1, 5, 6, OBS), torch.rand(1, 5, ACT)
+    members = torch.tensor([0, 1, 2, 0, 1, 2])
+    with torch.inference_mode():
+        out = adapter.particle_step()(state, action, members, None)
+        prior = EnsembleParticleStep(ensemble_prior)(state, action, members, None)
+        for p, k in enumerate(members.tolist()):
+            expected = adapter.adapted.predict(state[0, :, p], action[0], member=k)
+            torch.testing.assert_close(out[0, :, p], expected)
+        assert (out - prior).abs().max() > 1e-2  # the adapted weights are what is rolled out
+        torch.testing.assert_close(adapter.particle_step()(state, action, None, None)[0, :, 0],
+                                   adapter.predict(state[0, :, 0], action[0]))
+
+
+@pytest.mark.parametrize("probabilistic, elites", [(False, 0), (True, 2)])
+def test_batch_particle_step_rolls_out_row_b_with_adapter_b(probabilistic: bool, elites: int) -> None:
+    """Three environments (two adapted to different gains, one at the prior): every row equals that
+    adapter's own particle step, for a shared assignment and a per-candidate one with unequal member counts
+    (padded blocks), and the ensemble mean. Sampled next states (probabilistic) are compared draw for draw
+    where both lay the rows out alike: one environment, every member the same number of particles."""
+    prior = _ensemble_prior(3, probabilistic, elites)
+    adapters = [make_adapter(prior, _config(learning_rate=0.3)) for _ in range(3)]
+    data = _system(3, 16, np.array([-1.0, 0.5, 2.0]), seed=6)
+    for e in range(2):
+        adapters[e].adapt(data[0][e], data[1][e], data[2][e])
+    g = torch.Generator().manual_seed(1)
+    state, action = torch.randn(3, 4, 6, OBS, generator=g), torch.rand(3, 4, ACT, generator=g)
+    k = adapters[0].particle_step().num_members
+    with torch.inference_mode():
+        batched = GrBALAdapter.batch_particle_step(adapters)
+        assert batched.num_members == k == (elites or 3)
+        if probabilistic:
+            members = torch.arange(6) % k
+            runs = [step(state[:1], action[:1], members, torch.Generator().manual_seed(5))
+                    for step in (GrBALAdapter.batch_particle_step(adapters[:1]), adapters[0].particle_step())]
+            torch.testing.assert_close(runs[0], runs[1])
+            assert (runs[0] - adapters[0].particle_step()(state[:1], action[:1], None, None)).abs().max() > 1e-3
+        else:
+            for members in (torch.arange(6) % k, torch.randint(k, (3, 4, 6), generator=g)):
+                out = batched(state, action, members, None)
+                for b, adapter in enumerate(adapters):
+                    row = members[b:b + 1] if members.dim() == 3 else members
+                    expected = adapter.particle_step()(state[b:b + 1], action[b:b + 1], row, None)
+                    torch.testing.assert_close(out[b:b + 1], expected)
+        mean = batched(state, action, None, None)
+        for b, adapter in enumerate(adapters):
+            torch.testing.assert_close(mean[b], adapter.predict(state[b], action[b][:, None].expand(4, 6, ACT)))
+    assert (mean[0] - mean[2]).abs().max() > 1e-3
+
+
+def test_batch_particle_step_of_a_single_network_is_batch_predict(nominal_prior: DynamicsModel) -> None:
+    adapters = [make_adapter(nominal_prior, _config()) for _ in range(2)]
+    data = _system(2, 16, np.array([-1.0, 0.5]), seed=6)
+    adapters[0].adapt(data[0][0], data[1][0], data[2][0])
+    state, action = torch.randn(2, 7, 1, OBS), torch.rand(2, 7, ACT)
+    with torch.inference_mode():
+        out = GrBALAdapter.batch_particle_step(adapters)(state, action, torch.zeros(1, dtype=torch.long), None)
+        expected = GrBALAdapter.batch_predict(adapters)(state[:, :, 0], action)
+    assert torch.equal(out[:, :, 0], expected)
+
+
+def test_ensemble_member_errors_rank_the_adapted_members(ensemble_prior) -> None:
+    """member_errors[e] is member e's mean adapted MSE over the segments (what a single network gives)."""
+    adapter = make_adapter(ensemble_prior, _config(learning_rate=0.5))
+    obs, act, nxt = _system(4, 24, np.array([-1.0, 0.5, 2.0, -0.5]), seed=9)
+    errors = adapter.member_errors(obs, act, nxt, 16)
+    assert errors.shape == (3,)
+    for e in range(3):
+        single = _single(ensemble_prior, e)
+        ad = make_adapter(single, _config(learning_rate=0.5))
+        total = 0.0
+        for b in range(4):
+            ad.adapt(obs[b, :16], act[b, :16], nxt[b, :16])
+            total += ad.adapted.member_errors(obs[b, 16:], act[b, 16:], nxt[b, 16:])[0].item()
+        assert errors[e].item() == pytest.approx(total / 4, rel=1e-4)

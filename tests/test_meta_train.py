@@ -206,3 +206,105 @@ def test_prior_weight_is_refused_for_rebal() -> None:
     preset.meta.prior_weight = 1.0
     with pytest.raises(ValueError, match="prior_weight applies to adapter.kind 'grbal' only"):
         build_meta_adapter(DynamicsModel(5, 1, preset.model), preset)
+
+
+# --- probabilistic ensembles (PE-GrBAL / PE-ReBAL) --------------------------------------------------------
+def _tiny_pe(kind: str, iterations: int = 1, per_member: bool = False) -> dict:
+    data = _tiny(kind, iterations)
+    data["model"].update(ensemble_size=3, probabilistic=True, elites=2, bootstrap=True)
+    data["adapter"]["encoder_per_member"] = per_member
+    return data
+
+
+@pytest.mark.parametrize("kind, per_member", [("grbal", False), ("rebal", True)])
+def test_pe_meta_training_saves_and_resumes(tmp_path: Path, kind: str, per_member: bool) -> None:
+    """A probabilistic ensemble meta-trains (NLL, per-member bootstrapped segments), ranks elites every round,
+    saves them with the bounds, and a run stopped after round 1 resumes from its checkpoint."""
+    settings, run_dir = RunSettings("cartpole", "weak_motor_train", seed=0), tmp_path / "run"
+    first = load_checkpoint(meta_train(_preset(_tiny_pe(kind, 1, per_member)), settings, run_dir, progress=False))
+    stopped = json.loads((run_dir / "progress.json").read_text())
+    split = meta_train(_preset(_tiny_pe(kind, 2, per_member)), settings, run_dir, resume=True, progress=False)
+    done = json.loads((run_dir / "progress.json").read_text())
+    assert [r["iteration"] for r in done["history"]] == [0, 1, 2]
+    assert done["history"][:2] == stopped["history"]
+    for row in done["history"]:
+        assert np.isfinite(row["meta_loss"]) and len(row["elites"]) == 2
+    final = load_checkpoint(split)
+    assert final["model_state"]["elite_members"].tolist() == done["history"][-1]["elites"]
+    assert first["model_state"]["elite_members"].tolist() == stopped["history"][-1]["elites"]
+    assert final["model_state"]["max_logvar"].shape == (5,)  # the bounds are saved and meta-trained
+    assert not torch.equal(final["model_state"]["max_logvar"], first["model_state"]["max_logvar"])
+    for key in ("obs_norm.mean", "delta_norm.std"):  # resumed from round 1's prior: normalisers kept
+        assert torch.equal(final["model_state"][key], first["model_state"][key]), key
+    assert final["adapter_state"].keys() == first["adapter_state"].keys()
+    ctrl = AdaptiveController.from_checkpoint(split, seed=0)
+    assert ctrl.model.ensemble_size == 3 and ctrl.model.probabilistic
+    assert ctrl.adapter.config.encoder_per_member == per_member
+    record = run_episode(ctrl, "cartpole", "weak_motor_test", seed=3)
+    assert len(record.rewards) == 200 and np.isfinite(record.total)
+
+
+def test_ensemble_meta_updates_draw_segments_per_member() -> None:
+    """Every member gets its own segments: the meta-loss sees [E, B, M+K] segments that differ by member."""
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.training.meta_train import build_meta_adapter, make_meta_optimizer, meta_updates
+
+    buffer, shapes = _segment_buffer(), []
+    preset = _preset(_tiny_pe("grbal"))
+    data = buffer.tensors()
+    model = DynamicsModel(5, 1, preset.model, seed=0)
+    model.fit_normalizers(data["obs"], data["action"], data["next_obs"])
+    adapter = build_meta_adapter(model, preset)
+    real = adapter.meta_loss
+
+    def spy(obs, *args):
+        shapes.append(obs.shape)
+        assert not torch.equal(obs[0], obs[1])
+        return real(obs, *args)
+
+    adapter.meta_loss = spy
+    losses = meta_updates(adapter, make_meta_optimizer(model, adapter, 3e-3), buffer, preset, 3,
+                          np.random.default_rng(0), torch.Generator().manual_seed(0), progress=False)
+    assert shapes == [(3, 4, 8, 5)] * 3 and np.isfinite(losses["meta_loss"])
+
+
+_PETS_STAND_IN = """base: mb
+name: pets
+model: {hidden_sizes: [200, 200, 200, 200], ensemble_size: 5, probabilistic: true, bootstrap: true}
+planner: {kind: icem, horizon: 15, samples: 40, iterations: 2, elites: 4, particles: 5, propagation: ts_inf}
+"""
+
+
+@pytest.mark.parametrize("name, per_member", [("pets_grbal", False), ("pets_rebal", False), ("pets_rebal", True)])
+def test_pets_meta_presets_load_and_take_a_meta_update(tmp_path: Path, name: str, per_member: bool) -> None:
+    """The shipped PE-GrBAL / PE-ReBAL presets (on ``base: pets``; a stand-in for pets.yaml where it is not
+    shipped) load, build their adapter around their probabilistic ensemble and take one meta-update."""
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.paths import controllers_dir
+    from adaptive_mbrl.presets import load_preset, with_overrides
+    from adaptive_mbrl.training.meta_train import build_meta_adapter, make_meta_optimizer
+
+    path = controllers_dir() / f"{name}.yaml"
+    if not (controllers_dir() / "pets.yaml").exists():
+        (tmp_path / "pets.yaml").write_text(_PETS_STAND_IN)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text((controllers_dir() / f"{name}.yaml").read_text().replace("base: pets\n", "base: pets.yaml\n"))
+    preset = load_preset(path)
+    assert preset.name == name and preset.model.probabilistic and preset.model.ensemble_size > 1
+    assert preset.adapter.kind == name.split("_")[1] and preset.meta.meta_batch == 8
+    preset = with_overrides(preset, ["model.hidden_sizes=[8]", f"adapter.encoder_per_member={str(per_member).lower()}"]
+                            if name == "pets_rebal" else ["model.hidden_sizes=[8]"])
+    model = DynamicsModel(5, 1, preset.model, seed=0)
+    adapter = build_meta_adapter(model, preset)
+    members, b, m, k = model.ensemble_size, preset.meta.meta_batch, preset.adapter.window, preset.meta.future
+    obs = torch.randn(members, b, m + k, 5)
+    act, nxt = torch.rand(members, b, m + k, 1) * 2 - 1, obs + 0.1 * torch.randn(members, b, m + k, 5)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = make_meta_optimizer(model, adapter, preset.meta.learning_rate)
+    loss, prior = adapter.meta_loss(obs, act, nxt, m, preset.meta.first_order)
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss) and torch.isfinite(prior)
+    assert all(not torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    adapter.adapt(obs[0, 0, :m], act[0, 0, :m], nxt[0, 0, :m])
+    assert adapter.particle_step().num_members == members

@@ -182,3 +182,143 @@ def test_context_gate_falls_back_to_the_prior_when_the_encoder_is_wrong(trained)
         gated_error = _future_error(gated, obs[b], act[b], nxt[b])
         assert not gated.gate_open and torch.equal(gated.context, gated.empty_context)
         assert gated_error < plain_error
+
+
+# --- ensembles (PETS-style) ---------------------------------------------------------------------------------
+from adaptive_mbrl.adaptation.meta_losses import context_loss  # noqa: E402
+from adaptive_mbrl.adaptation.rebal import EnsembleRecurrentEncoder, RecurrentEncoder  # noqa: E402
+
+
+def _ensemble(members: int = 3, probabilistic: bool = True) -> DynamicsModel:
+    torch.manual_seed(0)
+    obs, act, nxt = _system(8, 40, np.ones(8), seed=0)
+    model = DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[16], context_dim=4, ensemble_size=members,
+                                                probabilistic=probabilistic), seed=0)
+    model.fit_normalizers(obs.reshape(-1, OBS), act.reshape(-1, ACT), nxt.reshape(-1, OBS))
+    return model
+
+
+def _pe_config(per_member: bool, **kw) -> AdapterConfig:
+    return dataclasses.replace(_config(), encoder_per_member=per_member, **kw)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_per_member_encoder_is_e_torch_cells_in_one(cell: str) -> None:
+    """With member e's weights copied from its own nn.GRUCell / nn.LSTMCell encoder, the batched encoder gives
+    each member's context (shared windows, per-member windows, masks)."""
+    torch.manual_seed(1)
+    singles = [RecurrentEncoder(OBS, ACT, 4, 8, cell) for _ in range(3)]
+    batched = EnsembleRecurrentEncoder(3, OBS, ACT, 4, 8, cell)
+    with torch.no_grad():
+        batched.weight_ih.copy_(torch.stack([s.cell.weight_ih.T for s in singles]))
+        batched.weight_hh.copy_(torch.stack([s.cell.weight_hh.T for s in singles]))
+        batched.bias_ih.copy_(torch.stack([s.cell.bias_ih[None] for s in singles]))
+        batched.bias_hh.copy_(torch.stack([s.cell.bias_hh[None] for s in singles]))
+        batched.head_weight.copy_(torch.stack([s.head.weight.T for s in singles]))
+        batched.head_bias.copy_(torch.stack([s.head.bias[None] for s in singles]))
+    shared, own = torch.randn(5, 6, 2 * OBS + ACT), torch.randn(3, 5, 6, 2 * OBS + ACT)
+    mask = torch.rand(3, 5, 6) < 0.7
+    out_shared, out_own = batched(shared, mask[0]), batched(own, mask)
+    assert out_shared.shape == (3, 5, 4)
+    for e, single in enumerate(singles):
+        torch.testing.assert_close(out_shared[e], single(shared, mask[0]))
+        torch.testing.assert_close(out_own[e], single(own[e], mask[e]))
+
+
+@pytest.mark.parametrize("per_member", [False, True])
+def test_particle_step_applies_the_context_to_every_member(per_member: bool) -> None:
+    model = _ensemble()
+    adapter = make_adapter(model, _pe_config(per_member))
+    obs, act, nxt = (t[0] for t in _system(1, PAST, np.array([-1.0]), seed=3))
+    adapter.adapt(obs, act, nxt)
+    contexts = adapter.context.expand(3, 4)  # [E, c]: the same for every member unless per member
+    assert contexts.shape == (3, 4) and (not per_member or (contexts[0] - contexts[1]).abs().max() > 1e-4)
+    state, action = torch.randn(1, 5, 6, OBS), torch.rand(1, 5, ACT)
+    members = torch.tensor([0, 1, 2, 2, 1, 0])
+    step = adapter.particle_step()
+    with torch.inference_mode():
+        out = step(state, action, members, torch.Generator().manual_seed(0))
+        mean = step(state, action, None, None)
+        means = []
+        for k in range(3):
+            means.append(model.predict_distribution(state[0, :, 0], action[0], contexts[k].expand(5, 4), member=k)[0])
+            sample = model.predict(state[0, :, 0], action[0], contexts[k].expand(5, 4), member=k,
+                                   sample=torch.Generator().manual_seed(0))
+            assert sample.shape == (5, OBS)
+        for p, k in enumerate(members.tolist()):  # samples spread around member k's mean with its context
+            spread = model.predict_distribution(state[0, :, p], action[0], contexts[k].expand(5, 4), member=k)
+            z = (out[0, :, p] - spread[0]) / spread[1].sqrt()
+            assert z.abs().max() < 6
+        torch.testing.assert_close(mean[0, :, 0], torch.stack(means).mean(0))
+        torch.testing.assert_close(mean[0, :, 0], adapter.predict(state[0, :, 0], action[0]))
+        adapter.reset()
+        assert (adapter.particle_step()(state, action, None, None) - mean).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("per_member", [False, True])
+def test_batch_particle_step_and_batch_predict_use_each_adapters_context(per_member: bool) -> None:
+    model = _ensemble(probabilistic=False)
+    adapters = [make_adapter(model, _pe_config(per_member)) for _ in range(3)]
+    data = _system(3, PAST, np.array([-1.0, 0.5, 2.0]), seed=6)
+    for e in range(2):
+        adapters[e].adapt(data[0][e], data[1][e], data[2][e])
+    state, action = torch.randn(3, 4, 6, OBS), torch.rand(3, 4, ACT)
+    members = torch.randint(3, (3, 4, 6), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        batched = ReBALAdapter.batch_particle_step(adapters)
+        out, mean = batched(state, action, members, None), batched(state, action, None, None)
+        predicted = ReBALAdapter.batch_predict(adapters)(state[:, :, 0], action)
+        for b, adapter in enumerate(adapters):
+            own = adapter.particle_step()
+            torch.testing.assert_close(out[b:b + 1], own(state[b:b + 1], action[b:b + 1], members[b:b + 1], None))
+            torch.testing.assert_close(mean[b:b + 1], own(state[b:b + 1], action[b:b + 1], None, None))
+            torch.testing.assert_close(predicted[b], adapter.predict(state[b, :, 0], action[b]))
+            for n in range(4):  # particle (n, p) on member k: member k's prediction with its context
+                for p, k in enumerate(members[b, n].tolist()):
+                    context = adapter.context[k] if per_member else adapter.context
+                    expected = model.predict(state[b, n, p], action[b, n], context, member=k)
+                    torch.testing.assert_close(out[b, n, p], expected)
+    assert (out[0] - out[2]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("per_member", [False, True])
+def test_pe_rebal_meta_training_lowers_the_nll_on_per_member_segments(per_member: bool) -> None:
+    """Probabilistic ensemble, each member its own segments [E, B, M+K]: the NLL meta-loss falls and every
+    member's encoder (per member) gets gradients."""
+    rng = np.random.default_rng(0)
+    obs, act, nxt = _system(32, 60, rng.choice([-1.0, -0.5, 0.5, 1.0], 32), seed=7)
+    model = _ensemble()
+    adapter = make_adapter(model, _pe_config(per_member))
+    optimizer = make_meta_optimizer(model, adapter, 3e-3)
+    generator, losses = torch.Generator().manual_seed(0), []
+    for step in range(60):
+        task = torch.as_tensor(rng.integers(0, 32, (3, 8)))
+        start = torch.as_tensor(rng.integers(0, 60 - PAST - FUTURE, (3, 8)))
+        rows = start[..., None] + torch.arange(PAST + FUTURE)
+        seg = [t[task[..., None], rows] for t in (obs, act, nxt)]
+        loss, prior = adapter.meta_loss(*seg, PAST, generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        if step == 0 and per_member:
+            assert all(g.abs().flatten(1).sum(1).min() > 0 for g in (adapter.learned.weight_ih.grad,
+                                                                    adapter.learned.head_weight.grad))
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < np.mean(losses[:5]) - 0.5
+
+
+def test_per_member_context_loss_is_each_member_with_its_own_context() -> None:
+    model = _ensemble(probabilistic=False)
+    obs, act, nxt = _system(2, 5, np.array([1.0, -1.0]), seed=1)
+    contexts = torch.randn(3, 2, 4)
+    total = context_loss(model, obs, act, nxt, contexts)
+    with torch.no_grad():
+        target = model.delta_norm.normalize(nxt - obs)
+        parts = [(model(model.obs_norm.normalize(obs), model.act_norm.normalize(act),
+                        contexts[e][:, None].expand(2, 5, 4), member=e) - target).square().mean() for e in range(3)]
+    torch.testing.assert_close(total, sum(parts))
+
+
+def test_encoder_per_member_is_refused_for_grbal() -> None:
+    with pytest.raises(ValueError, match="encoder_per_member applies to adapter.kind 'rebal' only"):
+        make_adapter(_ensemble(), AdapterConfig(kind="grbal", encoder_per_member=True))

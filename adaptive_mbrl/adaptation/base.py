@@ -51,6 +51,8 @@ class AdapterConfig:
         context_gate: rebal only: keep the encoded context only when it predicts the window's own
             transitions better than the empty-window (prior) context; otherwise plan with the prior
             context. Guards against an encoder that maps an unseen task onto a wrong training task.
+        encoder_per_member: rebal only, for ensembles: one encoder (and context) per member, batched over
+            the members, instead of one encoder whose context every member gets.
     """
 
     kind: AdapterKind = "none"
@@ -64,6 +66,7 @@ class AdapterConfig:
     encoder_hidden: int = bounded(64, lo=1)
     backtracking: int = bounded(0, lo=0)
     context_gate: bool = False
+    encoder_per_member: bool = False
 
 
 class Adapter(abc.ABC):

@@ -11,6 +11,12 @@ halved (``phi = theta + 2^-k (phi - theta)``, k = 1..B) until it does not, and d
 none helps. Meta-training never applies this; at run time it only acts on overshoots. Measured with
 ``benchmarks/adaptation_gain.py``: on half_cheetah bodies at 0.4-0.5x mass and damping, the unguarded step
 made one seed's next-16 prediction loss thousands of times the prior's.
+
+Ensembles (PETS-style, deterministic or probabilistic): every member adapts from the same window in one
+batched call (the members are stacked in each weight; see :mod:`~adaptive_mbrl.adaptation.meta_losses`),
+on the model's own loss (Gaussian NLL for a probabilistic model, MSE otherwise); the log-variance bounds
+stay as meta-trained. Backtracking, if on, scales all members' steps together (on their summed window
+loss). :meth:`GrBALAdapter.particle_step` rolls out the adapted members for trajectory sampling.
 """
 from __future__ import annotations
 
@@ -22,16 +28,29 @@ from torch import Tensor, nn
 
 from adaptive_mbrl.adaptation.base import AdapterConfig
 from adaptive_mbrl.adaptation.meta_adapter import MetaAdapter, StepFn
-from adaptive_mbrl.adaptation.meta_losses import (InnerLR, check_single_network, grbal_meta_loss, inner_update,
-                                                  model_params)
+from adaptive_mbrl.adaptation.meta_losses import (InnerLR, grbal_member_errors, grbal_meta_loss, inner_names,
+                                                  inner_update, model_params)
+from adaptive_mbrl.adaptation.particle_steps import GroupedParticleStep, StepFnParticles
 from adaptive_mbrl.models.dynamics import DynamicsModel, functional_loss, functional_predict
+from adaptive_mbrl.models.particles import EnsembleParticleStep
+from adaptive_mbrl.planning.rollout import ParticleStep
 
 
 class InnerRates(nn.Module):
     """GrBAL's inner step size: a fixed scalar, or (Meta-SGD) a learned tensor per model parameter.
 
     Learned rates live in ``rates`` (an ``nn.ParameterDict``; ``.`` in parameter names becomes ``__``),
-    initialised to ``init`` everywhere; they may become negative or differ per entry.
+    initialised to ``init`` everywhere; they may become negative or differ per entry. There is one rate per
+    entry of every parameter the inner step adapts (:func:`inner_names`: not a probabilistic model's
+    log-variance bounds).
+
+    Ensembles: the rates have the parameters' shapes, member axis included (``[E, in, out]``), so every
+    member learns its own rates. Chosen over rates shared by the members because the members are
+    independent learners (own initialisation, own segments in meta-training): with per-member rates an
+    ensemble of E is exactly E GrBAL learners trained in one batched call, member ``e``'s meta-gradient
+    touches only member ``e``'s prior and rates, and the members stay as diverse as their data makes them
+    (the spread trajectory sampling relies on). It costs one more copy of the weights (E x a member's
+    parameters), like the weights themselves, and nothing per control step.
     """
 
     def __init__(self, model: DynamicsModel, init: float, learn: bool) -> None:
@@ -39,7 +58,7 @@ class InnerRates(nn.Module):
         self.init = float(init)
         self.rates = nn.ParameterDict({
             name.replace(".", "__"): nn.Parameter(torch.full_like(p.detach(), self.init))
-            for name, p in model_params(model).items()} if learn else {})
+            for name, p in model_params(model).items() if name in inner_names(model)} if learn else {})
 
     @property
     def learned(self) -> bool:
@@ -56,14 +75,14 @@ class GrBALAdapter(MetaAdapter):
     """GrBAL at run time (:meth:`adapt` / :meth:`predict`) and in meta-training (:meth:`meta_loss`).
 
     Args:
-        model: the prior (a single network; its current weights are what :meth:`reset` restores).
+        model: the prior (a single network or an ensemble; its current weights are what :meth:`reset`
+            restores).
         config: ``window`` (M), ``steps`` (inner steps), ``learning_rate`` (alpha, or the Meta-SGD
             initial value), ``learn_inner_lr``.
     """
 
     def __init__(self, model: DynamicsModel, config: AdapterConfig) -> None:
         super().__init__(model, config)
-        check_single_network(model)
         self.learned = InnerRates(model, config.learning_rate, config.learn_inner_lr).to(model.device)
         self.adapted = copy.deepcopy(model).requires_grad_(False)
         self.step_scale = 0.0
@@ -119,6 +138,16 @@ class GrBALAdapter(MetaAdapter):
         """The current ``phi`` by parameter name (views of the adapted copy's weights)."""
         return {name: p for name, p in self.adapted.named_parameters()}
 
+    def particle_step(self) -> ParticleStep:
+        """The adapted members ``phi`` as a trajectory-sampling step (no copy: a view of the adapted model;
+        build it after :meth:`adapt`). Particle ``p`` on member ``k`` predicts (or samples) with member
+        ``k``'s adapted weights."""
+        return EnsembleParticleStep(self.adapted)
+
+    def member_errors(self, obs: Tensor, act: Tensor, next_obs: Tensor, past: int) -> Tensor:
+        return grbal_member_errors(self.model, obs, act, next_obs, past, self.learned.lr(detach=True),
+                                   self.config.steps)
+
     def meta_loss(self, obs: Tensor, act: Tensor, next_obs: Tensor, past: int, first_order: bool = False,
                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         return grbal_meta_loss(self.model, obs, act, next_obs, past, self.learned.lr(), self.config.steps,
@@ -136,4 +165,16 @@ class GrBALAdapter(MetaAdapter):
 
         batched = torch.func.vmap(one)
         return lambda obs, act: batched(stacked, obs, act)
+
+    @classmethod
+    def batch_particle_step(cls, adapters: Sequence["GrBALAdapter"]) -> ParticleStep:
+        """A trajectory-sampling step for ``B = len(adapters)`` environments: row ``b`` rolls out
+        ``adapters[b]``'s adapted members (their ``phi`` stacked once per call, ``[B, E, ...]``). A single
+        deterministic network goes through :meth:`batch_predict` (its numerics unchanged)."""
+        model = adapters[0].model
+        if model.ensemble_size == 1 and not model.probabilistic:
+            return StepFnParticles(cls.batch_predict(adapters))
+        names = inner_names(model)
+        stacked = {n: torch.stack([a.adapted.get_parameter(n).detach() for a in adapters]) for n in names}
+        return GroupedParticleStep(model, params=stacked)
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from adaptive_mbrl.adaptation.base import Adapter
+from adaptive_mbrl.planning.rollout import ParticleStep
 
 StepFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -33,6 +34,24 @@ class MetaAdapter(Adapter):
     def batch_predict(cls, adapters: Sequence["MetaAdapter"]) -> StepFn:
         """One step function for E environments, each with its own adapter (all around the same model):
         ``(obs [E, ..., o], act [E, ..., a]) -> [E, ..., o]``, row ``e`` predicted by ``adapters[e]``."""
+
+    @abc.abstractmethod
+    def particle_step(self) -> ParticleStep:
+        """The current adapted model as a trajectory-sampling step (:class:`ParticleStep`); cheap enough to
+        build after every :meth:`adapt` (no copies of weights)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def batch_particle_step(cls, adapters: Sequence["MetaAdapter"]) -> ParticleStep:
+        """One trajectory-sampling step for ``B`` environments in lockstep, each with its own adapter (all
+        around the same model): row ``b`` of ``state [B, N, P, o]`` is rolled out with ``adapters[b]``'s
+        adapted model (the batched :meth:`particle_step`)."""
+
+    @abc.abstractmethod
+    def member_errors(self, obs: Tensor, act: Tensor, next_obs: Tensor, past: int) -> Tensor:
+        """Each ensemble member's adapted error on segments ``[B, M+K, ...]``: the mean squared error of the
+        normalised state change on the K future transitions after adapting on the M past ones, ``[E]``
+        (unitless). Meta-training ranks elites with it."""
 
     def state_dict(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in self.learned.state_dict().items()}

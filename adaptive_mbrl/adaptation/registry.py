@@ -20,7 +20,7 @@ def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
 
     Raises:
         ValueError: an unknown kind (the message lists the allowed ones), or a setting that belongs to
-            another kind (``backtracking``: grbal only; ``context_gate``: rebal only).
+            another kind (``backtracking``: grbal only; ``context_gate``, ``encoder_per_member``: rebal only).
     """
     if config.kind not in ADAPTERS:
         raise ValueError(f"adapter {config.kind!r} is not available; allowed: {', '.join(sorted(ADAPTERS))}")
@@ -30,4 +30,7 @@ def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
     if config.context_gate and config.kind != "rebal":
         raise ValueError(f"adapter.context_gate applies to adapter.kind 'rebal' only (it gates a recurrent "
                          f"context), got kind {config.kind!r}")
+    if config.encoder_per_member and config.kind != "rebal":
+        raise ValueError(f"adapter.encoder_per_member applies to adapter.kind 'rebal' only (one recurrent encoder "
+                         f"per ensemble member), got kind {config.kind!r}")
     return ADAPTERS[config.kind](model, config)

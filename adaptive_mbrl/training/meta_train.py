@@ -16,6 +16,14 @@ The run folder is the one of :mod:`adaptive_mbrl.training.train_model` (``config
 plus ``optimizer.pt`` (the meta-optimiser's state). Every file is written atomically after every round,
 progress last, so ``resume=True`` continues a killed run from its last finished round with nothing lost.
 Round ``i``'s segment sampling and planner are seeded from ``(seed, i)``.
+
+Ensembles (e.g. PETS-style probabilistic ensembles, ``model.ensemble_size = E > 1``): every member gets its
+own segments in every meta-update (``[E, B, M+K, ...]``, drawn independently per member; with
+``model.bootstrap`` each member draws from its own bootstrap resample of the round's segments), at the cost
+of the same model rows as shared segments. A probabilistic model's meta-loss is its Gaussian NLL. With
+``model.elites = k > 0`` the ``k`` members with the lowest adapted error (:meth:`MetaAdapter.member_errors`
+on ``4 * meta_batch`` segments of the buffer, after the round's meta-updates) become the elites that
+prediction and trajectory sampling use; they are saved with the model and listed in the round's history.
 """
 from __future__ import annotations
 
@@ -82,15 +90,26 @@ def meta_updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer:
         raise ValueError(f"no episode in the buffer holds {length} = M + K consecutive transitions of one task "
                          f"({len(buffer)} stored); collect longer episodes or lower adapter.window / meta.future")
     arrays = {k: buffer.array(k) for k in ("obs", "action", "next_obs")}
-    device = adapter.model.device
+    model = adapter.model
+    device, members = model.device, model.ensemble_size
+    pools = None
+    if members > 1 and model.config.bootstrap and updates:  # each member's bootstrap resample of the windows
+        pools = rng.integers(0, len(windows), (members, len(windows)))
     params = [p for group in optimizer.param_groups for p in group["params"]]
     totals, bar = np.zeros(2), tqdm(range(updates), desc=description, leave=False,
                                     disable=None if progress is None else not progress)
     for _ in bar:
-        rows = windows[rng.integers(0, len(windows), meta.meta_batch)]  # [B, M+K]
+        if members == 1:
+            rows = windows[rng.integers(0, len(windows), meta.meta_batch)]  # [B, M+K]
+        else:  # per-member segments [E, B, M+K]
+            pick = rng.integers(0, len(windows), (members, meta.meta_batch))
+            rows = windows[pick if pools is None else np.take_along_axis(pools, pick, 1)]
         obs, act, nxt = (torch.as_tensor(arrays[k][rows], device=device) for k in ("obs", "action", "next_obs"))
         loss, prior = adapter.meta_loss(obs, act, nxt, past, meta.first_order, generator)
-        objective = loss + meta.prior_weight * adapter.model.loss(obs, act, nxt) if meta.prior_weight > 0 else loss
+        if meta.prior_weight > 0:
+            objective = loss + meta.prior_weight * model.loss(obs, act, nxt, stacked=members > 1)
+        else:
+            objective = loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         if meta.grad_clip > 0:
@@ -101,6 +120,23 @@ def meta_updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer:
     bar.close()
     mean = totals / updates if updates else np.full(2, np.nan)
     return {"meta_loss": float(mean[0]), "prior_loss": float(mean[1])}
+
+
+def rank_elites(adapter: MetaAdapter, buffer: TransitionBuffer, preset: ControllerPreset,
+                rng: np.random.Generator) -> list[int]:
+    """Make the ``model.elites`` members with the lowest adapted error on ``4 * meta.meta_batch`` segments
+    of ``buffer`` (the same segments for every member) the model's elites; returns them (ascending)."""
+    model, past = adapter.model, preset.adapter.window
+    windows = buffer.segment_rows(past + preset.meta.future)
+    if len(windows) == 0:  # nothing to rank on yet: keep the elites as they are
+        return model.elite_members.tolist()
+    rows = windows[rng.integers(0, len(windows), 4 * preset.meta.meta_batch)]
+    obs, act, nxt = (torch.as_tensor(buffer.array(k)[rows], device=model.device)
+                     for k in ("obs", "action", "next_obs"))
+    errors = adapter.member_errors(obs, act, nxt, past)
+    model.set_elites(torch.argsort(errors, stable=True)[:model.config.elites])
+    adapter.reset()
+    return model.elite_members.tolist()
 
 
 def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
@@ -176,20 +212,26 @@ def _collection_policy(model: DynamicsModel, adapter_state: dict[str, torch.Tens
 
 def _updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer: TransitionBuffer,
              preset: ControllerPreset, seed: int, iteration: int, updates: int,
-             progress: bool | None) -> dict[str, float]:
-    """Meta-updates of one round, with segment sampling seeded from ``(seed, iteration)``."""
+             progress: bool | None) -> dict:
+    """Meta-updates of one round, with segment sampling seeded from ``(seed, iteration)``; then the elites
+    (``model.elites > 0``), listed under ``"elites"``."""
     rng = np.random.default_rng([seed, iteration])
     generator = torch.Generator().manual_seed(seed * 1000 + iteration)
-    return meta_updates(adapter, optimizer, buffer, preset, updates, rng, generator, progress,
-                        f"meta-update {iteration}/{preset.training.iterations}")
+    losses: dict = meta_updates(adapter, optimizer, buffer, preset, updates, rng, generator, progress,
+                                f"meta-update {iteration}/{preset.training.iterations}")
+    if adapter.model.config.elites:
+        losses["elites"] = rank_elites(adapter, buffer, preset, rng)
+    return losses
 
 
-def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], losses: dict[str, float],
-            wall: float) -> None:
-    doc["history"].append({"iteration": iteration, "env_steps": env_steps,
-                           "mean_return": float(np.mean(returns)) if returns else float("nan"),
-                           "episodes": len(returns), "meta_loss": losses["meta_loss"],
-                           "prior_loss": losses["prior_loss"], "wall_clock_s": round(wall, 1)})
+def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], losses: dict, wall: float) -> None:
+    row = {"iteration": iteration, "env_steps": env_steps,
+           "mean_return": float(np.mean(returns)) if returns else float("nan"),
+           "episodes": len(returns), "meta_loss": losses["meta_loss"],
+           "prior_loss": losses["prior_loss"], "wall_clock_s": round(wall, 1)}
+    if "elites" in losses:
+        row["elites"] = losses["elites"]
+    doc["history"].append(row)
     doc["env_steps"], doc["wall_clock_s"] = env_steps, wall
 
 
