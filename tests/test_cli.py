@@ -1,6 +1,7 @@
 """The adaptive-mbrl command line: eval writes a run folder, errors name the bad value and the allowed ones."""
 import argparse
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -232,3 +233,19 @@ def test_demo_prints_a_line_per_episode_and_takes_a_smaller_budget(tmp_path: Pat
     assert (tmp_path / "demo" / "model.pt").is_file()
     assert main(["demo", "--out", str(tmp_path / "demo2"), "--set", "planner.nope=1"]) == 2
     assert "planner.nope: unknown key" in capsys.readouterr().err
+
+
+def test_train_prints_a_line_per_round_when_its_output_is_not_a_terminal(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    argv = [sys.executable, "-m", "adaptive_mbrl", "train", "--controller", "mb", "--robot", "cartpole",
+            "--iterations", "1", "--random-steps", "200", "--steps-per-iteration", "200", "--out", str(tmp_path / "run"),
+            "--set", "model.hidden_sizes=[8]", "training.first_epochs=1", "training.epochs=1",
+            "planner.samples=8", "planner.elites=2", "planner.iterations=1", "planner.horizon=3"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^round 0, 200 env steps, ", done.stdout, flags=re.M)
+    assert re.search(r"^round 1, 400 env steps, [0-9.]+ min, mean_return", done.stdout, flags=re.M)

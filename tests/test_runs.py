@@ -98,3 +98,12 @@ def test_progress_json_is_strict_json(tmp_path: Path) -> None:
 def test_run_settings_refuse_a_seed_that_is_not_a_non_negative_integer(seed) -> None:
     with pytest.raises(ValueError, match="seed: must be an integer >= 0"):
         RunSettings("cartpole", seed=seed)
+
+
+def test_round_line_names_round_steps_time_returns_and_losses() -> None:
+    from adaptive_mbrl.storage.runs import round_line
+
+    doc = {"iteration": 3, "env_steps": 20000, "wall_clock_s": 246.0,
+           "history": [{"iteration": 3, "env_steps": 20000, "mean_return": 812.25, "val_loss": 0.0123, "episodes": 5}]}
+    assert round_line(doc) == "round 3, 20000 env steps, 4.1 min, mean_return 812.2, val_loss 0.0123"
+    assert round_line({"iteration": 0, "env_steps": 0, "history": []}) == "round 0, 0 env steps, 0.0 min"

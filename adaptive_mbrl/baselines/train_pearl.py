@@ -32,7 +32,7 @@ from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs import make
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.storage.checkpoint import save_checkpoint
-from adaptive_mbrl.storage.runs import RunSettings, write_progress
+from adaptive_mbrl.storage.runs import RunSettings, report_round, write_progress
 
 FIELDS = ("obs", "action", "reward", "next_obs", "done")
 
@@ -200,6 +200,7 @@ def train_pearl(preset: PEARLPreset, settings: RunSettings, run_dir: str | Path,
                                      "torch_rng": torch.get_rng_state(), "explore_rng": explore.generator.get_state(),
                                      "online_rng": online.generator.get_state()})
         write_progress(run_dir, doc)
+        report_round(doc, progress)
     bar.close()
     env.close()
     return ckpt

@@ -25,7 +25,7 @@ from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs import make
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.storage.checkpoint import save_checkpoint
-from adaptive_mbrl.storage.runs import RunSettings, write_progress
+from adaptive_mbrl.storage.runs import RunSettings, report_round, write_progress
 
 
 def collect_trials(policy: RL2Policy, envs: list, seeds: list[int], episodes: int,
@@ -166,6 +166,7 @@ def train_rl2(preset: RL2Preset, settings: RunSettings, run_dir: str | Path, res
         save_trainer_state(run_dir, {"policy": policy.state_dict(), "optim": optim.state_dict(),
                                      "generator": generator.get_state(), "cpu_generator": cpu_generator.get_state()})
         write_progress(run_dir, doc)
+        report_round(doc, progress)
     bar.close()
     for env in envs:
         env.close()

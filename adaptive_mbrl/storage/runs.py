@@ -14,6 +14,7 @@ import io
 import json
 import math
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -133,6 +134,26 @@ def write_progress(run_dir: str | Path, progress: dict[str, Any]) -> None:
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(run_dir / "metrics.csv", text.getvalue())
+
+
+def round_line(progress: dict[str, Any]) -> str:
+    """One line on the latest round of ``progress`` (its last ``history`` row): round, environment steps,
+    wall-clock, and the row's returns and losses, e.g. ``round 3: 20000 env steps, 4.1 min, mean_return
+    812.3, val_loss 0.0123``."""
+    row = progress["history"][-1] if progress.get("history") else {}
+    parts = [f"round {progress.get('iteration', row.get('iteration', 0))}", f"{progress.get('env_steps', 0)} env steps",
+             f"{float(progress.get('wall_clock_s', 0.0)) / 60:.1f} min"]
+    for key, value in row.items():
+        if ("return" in key or "loss" in key) and isinstance(value, (int, float)):
+            parts.append(f"{key} {value:.4g}")
+    return ", ".join(parts)
+
+
+def report_round(progress: dict[str, Any], show: bool | None) -> None:
+    """Print :func:`round_line` when progress is automatic (``show`` None) and stdout is not a terminal
+    (a log file, a pipe, CI), where progress bars stay silent; a terminal has the bars instead."""
+    if show is None and not sys.stdout.isatty():
+        print(round_line(progress), flush=True)
 
 
 def read_progress(run_dir: str | Path) -> dict[str, Any]:

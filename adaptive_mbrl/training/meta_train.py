@@ -45,7 +45,7 @@ from adaptive_mbrl.planning import make_planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.storage.atomic import atomic_write
 from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, save_checkpoint
-from adaptive_mbrl.storage.runs import RunSettings, write_progress
+from adaptive_mbrl.storage.runs import RunSettings, report_round, write_progress
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.collect import AdaptiveCollectionPolicy, VectorCollector, random_policy
 from adaptive_mbrl.training.train_model import open_run
@@ -175,6 +175,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [], "episodes_seeded": 0}
         _record(doc, 0, len(buffer), stats.returns, losses, time.perf_counter() - start)
         _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
+        report_round(doc, progress)
     else:
         buffer, doc = state["buffer"], state["progress"]
         payload = load_checkpoint(ckpt_path, device)
@@ -193,6 +194,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         doc["iteration"] = iteration
         doc["episodes_seeded"] += len(stats.returns)
         _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
+        report_round(doc, progress)
     collector.close()
     return ckpt_path
 

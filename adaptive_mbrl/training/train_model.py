@@ -28,7 +28,7 @@ from adaptive_mbrl.models.state import load_model_state
 from adaptive_mbrl.planning import PlannerConfig, TrajectoryScorer, make_planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, save_checkpoint
-from adaptive_mbrl.storage.runs import RunSettings, open_run_folder, run_config, write_progress
+from adaptive_mbrl.storage.runs import RunSettings, open_run_folder, report_round, run_config, write_progress
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.collect import VectorCollector, planner_policy, random_policy
 
@@ -98,6 +98,7 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
                         "episodes_seeded": 0}
         _record(progress_doc, 0, len(buffer), stats.returns, val, time.perf_counter() - start)
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
+        report_round(progress_doc, progress)
     else:
         buffer, progress_doc = state["buffer"], state["progress"]
         payload = load_checkpoint(ckpt_path, device)
@@ -115,6 +116,7 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         progress_doc["iteration"] = iteration
         progress_doc["episodes_seeded"] += len(stats.returns)
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
+        report_round(progress_doc, progress)
     collector.close()
     return ckpt_path
 
