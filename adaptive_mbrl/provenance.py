@@ -63,9 +63,9 @@ def provenance() -> dict[str, object]:
             "versions": package_versions(), "git": git_revision()}
 
 
-def provenance_line() -> str:
-    """:func:`provenance` as one line, for the head of a benchmark's output."""
-    info = provenance()
+def provenance_line(info: dict[str, object] | None = None) -> str:
+    """:func:`provenance` (or ``info``, a dict it returned) as one line, for the head of a benchmark's output."""
+    info = provenance() if info is None else info
     versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())  # type: ignore[union-attr]
     return (f"{info['date']} | {info['cpu']}, {info['cores']} cores, load {info['load_1min']} | {versions} | "
             f"git {info['git']}")

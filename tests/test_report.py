@@ -144,3 +144,20 @@ def test_plot_damage_draws_the_smoothed_mean_a_band_and_the_change(tmp_path: Pat
     assert np.allclose(y, expected, equal_nan=True) and "MB (n=3 episodes)" == kwargs["label"]
     assert len(drawn["band"]) == 1 and drawn["vline"][0][0] == (0,)
     assert not plot_damage([_result("MB", 1.0)], tmp_path / "none.png", "t")
+
+
+def test_summary_records_where_and_on_what_code_it_was_written(tmp_path) -> None:
+    import json
+    import subprocess
+
+    from adaptive_mbrl.evaluation import write_report
+
+    results = [{"robot": "cartpole", "backend": "mujoco", "scenario": "nominal", "label": "MB", "seed": 0, "episode": 0,
+                "env_seed": 10000, "return": 1.0, "rewards": [0.5, 0.5], "steps": 2, "change_step": None,
+                "recovery_steps": None, "wall_s": 0.1, "checkpoint": "x.pt", "preset": None, "control_hz": 20.0}]
+    write_report(tmp_path, results, "demo", "MB")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    written = json.loads((tmp_path / "summary.json").read_text())["provenance"]
+    assert written["git"].split("+")[0] == head and written["versions"]["torch"] != "absent"
+    last = (tmp_path / "summary.md").read_text().strip().splitlines()[-1]
+    assert last.startswith("Written ") and f"git {written['git']}" in last and "cores" in last

@@ -27,6 +27,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from adaptive_mbrl.evaluation.statistics import by_seed, ratio_interval
+from adaptive_mbrl.provenance import provenance, provenance_line
 
 EPISODE_COLUMNS = ("robot", "backend", "scenario", "label", "seed", "episode", "env_seed", "return", "steps",
                    "change_step", "recovery_steps", "wall_s", "checkpoint", "preset")
@@ -282,9 +283,11 @@ def write_report(folder: str | Path, results: list[dict[str, Any]], suite_name: 
     _write_csv(folder / "episodes.csv", [episode_row(r) for r in results], EPISODE_COLUMNS)
     (folder / "episodes.json").write_text(json.dumps(results))
     _write_csv(folder / "summary.csv", rows, SUMMARY_COLUMNS)
+    written = provenance()  # where and on what code these tables were written
     (folder / "summary.json").write_text(json.dumps({"suite": suite_name, "baseline": baseline, "rows": rows,
-                                                     "skipped": list(skipped)}, indent=1))
-    (folder / "summary.md").write_text(markdown_summary(rows, suite_name, baseline, list(skipped)))
+                                                     "skipped": list(skipped), "provenance": written}, indent=1))
+    (folder / "summary.md").write_text(markdown_summary(rows, suite_name, baseline, list(skipped))
+                                       + f"\nWritten {provenance_line(written)}\n")
     if rows:
         plot_returns(rows, folder / "returns.png")
     for (robot, backend, scenario) in dict.fromkeys((r["robot"], r["backend"], r["scenario"]) for r in results):
