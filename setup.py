@@ -20,6 +20,7 @@ class BuildPyWithData(build_py):
         super().run()
         root = Path(__file__).resolve().parent
         target = Path(self.build_lib) / "adaptive_mbrl" / "_data"
+        shutil.rmtree(target, ignore_errors=True)  # a folder dropped from DATA_FOLDERS leaves no stale copy
         for folder in DATA_FOLDERS:
             source = root / folder
             if source.is_dir():

@@ -99,3 +99,30 @@ def test_a_checkpoint_replaced_at_the_same_path_is_evaluated_again(tmp_path: Pat
     records = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()]
     assert len(records) == 4 and len({r["checkpoint_sha256"] for r in records}) == 2
     assert all(r["key"].endswith("/" + r["checkpoint_sha256"][:16]) for r in records)
+
+
+def test_an_interrupt_while_a_result_is_written_closes_the_executor_at_once(tmp_path: Path, suite,
+                                                                            monkeypatch) -> None:
+    """Ctrl-C landing in run_suite's own code (not inside the executor) used to leave the executor's
+    generator open until interpreter exit, where the process pool waited for its whole queue."""
+    import pytest
+
+    from adaptive_mbrl.evaluation import LocalExecutor
+    from adaptive_mbrl.evaluation.results import RunFolder
+
+    closed: list[bool] = []
+
+    class Recording(LocalExecutor):
+        def run(self, jobs):
+            try:
+                yield from super().run(jobs)
+            finally:
+                closed.append(True)
+
+    def interrupted(self, result) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunFolder, "append", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path / "run", Recording(1), progress=False)
+    assert closed == [True]  # closed before the exception left run_suite, while its traceback still lives

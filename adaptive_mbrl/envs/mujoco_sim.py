@@ -157,11 +157,7 @@ class MujocoSimulator(Simulator):
     def scale_mass(self, scale: float, bodies: list[str] | None = None) -> None:
         ids = self._robot_bodies
         if bodies is not None:
-            allowed = self.body_names()
-            unknown = [b for b in bodies if b not in allowed]
-            if unknown:
-                raise ValueError(f"robot {self.robot.name!r} has no body {unknown[0]!r} whose mass can be "
-                                 f"scaled; allowed: {', '.join(allowed)}")
+            allowed = self.check_body_names(bodies)
             ids = self._robot_bodies[[allowed.index(b) for b in bodies]]
         self.model.body_mass[ids] *= scale
         self.model.body_inertia[ids] *= scale

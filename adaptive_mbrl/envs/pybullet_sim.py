@@ -330,11 +330,7 @@ class PybulletSimulator(Simulator):
         c, b = self._client, self.body
         links = self._mass_links()
         if bodies is not None:
-            allowed = self.body_names()
-            unknown = [name for name in bodies if name not in allowed]
-            if unknown:
-                raise ValueError(f"robot {self.robot.name!r} has no body {unknown[0]!r} whose mass can be "
-                                 f"scaled; allowed: {', '.join(allowed)}")
+            self.check_body_names(bodies)
             links = [self._link_names[name] for name in dict.fromkeys(bodies)]
         for link in links:
             info = c.getDynamicsInfo(b, link)

@@ -75,6 +75,19 @@ class Simulator(abc.ABC):
     def body_names(self) -> list[str]:
         """Names of the robot bodies whose mass can be scaled (the payload excluded)."""
 
+    def check_body_names(self, bodies: list[str]) -> list[str]:
+        """:meth:`body_names`, after checking that every name in ``bodies`` is one of them.
+
+        Raises:
+            ValueError: a name that is not a robot body whose mass can be scaled (lists the allowed ones).
+        """
+        allowed = self.body_names()
+        unknown = [b for b in bodies if b not in allowed]
+        if unknown:
+            raise ValueError(f"robot {self.robot.name!r} has no body {unknown[0]!r} whose mass can be "
+                             f"scaled; allowed: {', '.join(allowed)}")
+        return allowed
+
     def editable(self, name: str) -> np.ndarray:
         """A live engine array that a perturbation may edit and that :meth:`restore_nominal` restores.
 

@@ -41,13 +41,20 @@ def run_suite(suite: SuiteConfig, out: str | Path, executor: Executor | None = N
     todo = [job for job in jobs if keys[job] not in finished]
     executor = executor or LocalExecutor(1)
     log = ProgressLog(len(jobs), already=len(jobs) - len(todo)) if progress is not False else None
-    for result in executor.run(todo):
-        sha256 = digests[result["checkpoint"]]
-        result = {**result, "key": content_key(result["key"], sha256), "checkpoint_sha256": sha256}
-        folder.append(result)
-        finished[result["key"]] = result
-        if log is not None:
-            log.episode(result)
+    results_in = executor.run(todo)
+    try:
+        for result in results_in:
+            sha256 = digests[result["checkpoint"]]
+            result = {**result, "key": content_key(result["key"], sha256), "checkpoint_sha256": sha256}
+            folder.append(result)
+            finished[result["key"]] = result
+            if log is not None:
+                log.episode(result)
+    finally:  # an exception raised here (Ctrl-C while a result is written) closes the executor's generator
+        # at once, so it stops its workers, rather than the interpreter's exit waiting for their queue
+        close = getattr(results_in, "close", None)
+        if close is not None:
+            close()
     wanted = set(keys.values())
     results = [r for key, r in finished.items() if key in wanted]
     labels = [entry.label for block in suite.robots for entry in block.controllers]
