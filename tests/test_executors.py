@@ -116,7 +116,12 @@ def test_no_worker_outlives_a_stopped_or_killed_parent(tmp_path: Path, tiny_cart
         workers = _descendants(parent.pid)
         assert len(workers) >= 2, workers  # two workers (and the resource tracker)
         parent.send_signal(sig)
-        parent.wait(timeout=30)
+        try:  # stopping includes up to 5 s of joining the workers, then the interpreter's exit
+            parent.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            parent.kill()
+            raise AssertionError(f"the parent did not exit within 60 s of {sig.name}; its stderr:\n"
+                                 + parent.communicate()[1].decode()[-3000:]) from None
         deadline = time.monotonic() + 10
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
