@@ -16,7 +16,6 @@ thread, so the numbers are the same for every executor and worker count.
 """
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
@@ -53,22 +52,42 @@ def _exit_when_orphaned(parent_pid: int, poll_s: float = ORPHAN_POLL_S) -> None:
     os._exit(1)
 
 
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Inside: SIGTERM raises ``SystemExit(143)`` in the main thread (so cleanup runs) instead of killing
-    the process outright. Outside the main thread signals cannot be handled; nothing changes there."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+STOP_POLL_S = 0.2
+"""How often the parent checks for a stop signal while it waits for results (s)."""
 
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+class _StopSignals:
+    """Inside ``with``: SIGTERM and SIGINT (Ctrl-C) are recorded instead of acting at once, and the
+    collection loop raises for them (:meth:`raise_if_stopped`) from its own code, so the workers are always
+    stopped. (A handler that raised would lose the signal when it lands in a finaliser, where Python
+    prints and ignores exceptions, and the run would go on.) Outside the main thread signals cannot be
+    handled; nothing changes there."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # e.g. SIGINT of a background job stays off
+                    self._previous[signum] = signal.signal(signum, self._record)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _record(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def raise_if_stopped(self) -> None:
+        """Ctrl-C as KeyboardInterrupt, SIGTERM as ``SystemExit(143)``, once either has arrived."""
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is not None:
+            raise SystemExit(128 + self.signum)
 
 
 def _stop_workers(pool: ProcessPoolExecutor, timeout_s: float = 5.0) -> None:
@@ -109,28 +128,31 @@ class LocalExecutor:
                 yield run_job(job, self.device)
             return
         context = multiprocessing.get_context("spawn")
-        with _sigterm_raises():
+        with _StopSignals() as stop:
             pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init,
                                        initargs=(os.getpid(),))
             try:
-                yield from self._submit_and_collect(pool, jobs)
+                yield from self._submit_and_collect(pool, jobs, stop)
             except BaseException:  # SIGTERM (as SystemExit), Ctrl-C, an episode's error, the consumer closing
                 _stop_workers(pool)
                 raise
             pool.shutdown(wait=True)
 
-    def _submit_and_collect(self, pool: ProcessPoolExecutor, jobs: list[EpisodeJob]) -> Iterator[dict[str, Any]]:
-        """Keep at most ``2 * workers`` jobs in flight; yield results as they finish."""
+    def _submit_and_collect(self, pool: ProcessPoolExecutor, jobs: list[EpisodeJob],
+                            stop: _StopSignals) -> Iterator[dict[str, Any]]:
+        """Keep at most ``2 * workers`` jobs in flight; yield results as they finish; raise on a stop signal."""
         pending, queue = set(), iter(jobs)
         while True:
+            stop.raise_if_stopped()
             for job in queue:
                 pending.add(pool.submit(run_job, job, self.device))
                 if len(pending) >= 2 * self.workers:
                     break
             if not pending:
                 return
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=STOP_POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
+                stop.raise_if_stopped()
                 yield future.result()
 
 
