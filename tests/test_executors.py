@@ -145,13 +145,34 @@ def test_stop_signals_are_recorded_then_raised_by_the_collection_loop(sig, raise
     there) and the run went on: the signal is now recorded, and the loop raises it from its own code."""
     from adaptive_mbrl.evaluation.executors import _StopSignals
 
-    before = signal.getsignal(sig)
-    with _StopSignals() as stop:
-        os.kill(os.getpid(), sig)
-        time.sleep(0.05)  # the handler has run: nothing was raised here
-        assert stop.signum == sig
-        with pytest.raises(raised) as info:
-            stop.raise_if_stopped()
-    assert signal.getsignal(sig) is before
+    # the defaults of a foreground process (a test run started in the background inherits SIGINT ignored,
+    # which _StopSignals rightly leaves alone)
+    default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+    outside = signal.signal(sig, default)
+    try:
+        with _StopSignals() as stop:
+            os.kill(os.getpid(), sig)
+            time.sleep(0.05)  # the handler has run: nothing was raised here
+            assert stop.signum == sig
+            with pytest.raises(raised) as info:
+                stop.raise_if_stopped()
+        assert signal.getsignal(sig) is default
+    finally:
+        signal.signal(sig, outside)
     if raised is SystemExit:
         assert info.value.code == 128 + signal.SIGTERM
+
+
+def test_stop_signals_leave_an_ignored_sigint_ignored() -> None:
+    from adaptive_mbrl.evaluation.executors import _StopSignals
+
+    outside = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert stop.signum is None
+            stop.raise_if_stopped()  # nothing to raise
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, outside)
