@@ -141,8 +141,8 @@ def test_no_worker_outlives_a_stopped_or_killed_parent(tmp_path: Path, tiny_cart
 
 @pytest.mark.parametrize("sig, raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, SystemExit)])
 def test_stop_signals_are_recorded_then_raised_by_the_collection_loop(sig, raised) -> None:
-    """A handler that raised could lose the signal in a finaliser (Python prints and ignores exceptions
-    there) and the run went on: the signal is now recorded, and the loop raises it from its own code."""
+    """A raising handler can lose the signal in a finaliser (Python prints and ignores exceptions there):
+    the signal is recorded, and the collection loop raises it from its own code."""
     from adaptive_mbrl.evaluation.executors import _StopSignals
 
     # the defaults of a foreground process (a test run started in the background inherits SIGINT ignored,
