@@ -17,19 +17,10 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("ADAPTIVE_MBRL_RUNS") or "runs")
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def keyed_folder(root: Path, prefix: str, identity: dict[str, Any]) -> Path:
     """``root / <prefix>_<10 hex digits of identity>``: the evaluation run folder of one exact
     configuration (``identity``: JSON-ready data naming everything that decides the results, e.g. the
-    suite, the presets' contents and the checkpoints' :func:`file_digest`). Rerunning the same
+    suite, the presets' contents and the checkpoints' :func:`~adaptive_mbrl.evaluation.results.file_sha256`). Rerunning the same
     configuration finds its folder again (and :func:`~adaptive_mbrl.evaluation.run_suite` resumes it);
     any change gets a fresh one."""
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]

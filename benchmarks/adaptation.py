@@ -56,8 +56,10 @@ from adaptive_mbrl.storage.runs import RunSettings
 from adaptive_mbrl.trainer import load_training_preset
 from adaptive_mbrl.trainer import train as train_preset
 
+from adaptive_mbrl.evaluation.results import file_sha256
+
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import check_test_scenarios, default_runs_dir, file_digest, keyed_folder
+from _common import check_test_scenarios, default_runs_dir, keyed_folder
 
 
 class Method(NamedTuple):
@@ -128,7 +130,7 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
                 "scenarios": args.test_scenarios, "seeds": args.seeds, "episodes": args.episodes,
                 "episode_steps": args.episode_steps, "checkpoints": patterns,
                 "presets": {label: to_dict(p) for label, p in presets.items()},
-                "weights": {f"{label} s{seed}": file_digest(path) for (label, seed), path in checkpoints.items()}}
+                "weights": {f"{label} s{seed}": file_sha256(path) for (label, seed), path in checkpoints.items()}}
     folder = keyed_folder(args.runs_dir, f"adapt_eval_{args.robot}_{scenario_slug(args.train_scenario)}"
                           f"{'_' + args.tag if args.tag else ''}", identity)
     entries = [ControllerEntry(label, patterns[label], METHODS[label].run,

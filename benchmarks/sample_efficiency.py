@@ -43,8 +43,10 @@ from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.storage.runs import RunSettings
 from adaptive_mbrl.trainer import AnyPreset, load_training_preset, train
 
+from adaptive_mbrl.evaluation.results import file_sha256
+
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import check_test_scenarios, default_runs_dir, file_digest, keyed_folder
+from _common import check_test_scenarios, default_runs_dir, keyed_folder
 
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal"}
 BASELINES = {"PEARL": "pearl", "RL2": "rl2"}
@@ -138,7 +140,7 @@ def build_suite(args: argparse.Namespace, records: dict[tuple[str, int], dict[st
             label = f"{method}@{budget}"
             pattern = run_dir(args.robot, args.train_scenario, method, "{seed}", args.tag, args.runs_dir)
             entries.append(ControllerEntry(label, str(pattern / f"model_at_{budget}.pt"), optional=True))
-            weights.update({f"{label} s{s}": file_digest(entry["checkpoint"]) for s, entry in reached.items()})
+            weights.update({f"{label} s{s}": file_sha256(entry["checkpoint"]) for s, entry in reached.items()})
     if not entries:
         raise SystemExit("sample_efficiency.py: no run reached any budget yet (train without --eval-only)")
     baseline = max((e.label for e in entries if e.label.startswith(f"{args.methods[0]}@")),
