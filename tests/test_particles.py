@@ -88,3 +88,33 @@ def test_single_network_with_context():
     out = EnsembleParticleStep(m, ctx)(state, act, torch.zeros(5, dtype=torch.long), None)
     expected = m.predict(state, act[:, :, None].expand(3, 4, 5, A), ctx.expand(3, 4, 5, 2))
     assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("elites", [0, 3])
+def test_round_robin_layout_gives_the_sorted_paths_numbers_and_draws(elites):
+    """TS-inf's round-robin assignment skips the sort by member; the per-candidate copy of the same assignment
+    still goes through the sort. Both must give the same samples (same rows in the same stacked order)."""
+    cfg = ModelConfig(hidden_sizes=[16], ensemble_size=5, elites=elites, probabilistic=True, context_dim=2)
+    m = DynamicsModel(O, A, cfg, seed=3).eval()
+    if elites:
+        m.set_elites([0, 2, 4])
+    k = m.drawable_members.numel()
+    gen = torch.Generator().manual_seed(0)
+    state, act = torch.randn(2, 7, 2 * k, O, generator=gen), torch.rand(2, 7, A, generator=gen)
+    step = EnsembleParticleStep(m, torch.randn(2, 1, 1, 2, generator=gen))
+    members = torch.arange(2 * k) % k
+    fast = step(state, act, members, torch.Generator().manual_seed(5))
+    sorted_path = step(state, act, members.expand(2, 7, 2 * k), torch.Generator().manual_seed(5))
+    assert torch.equal(fast, sorted_path)
+    rotated = step(state, act, (members + 1) % k, torch.Generator().manual_seed(5))  # not round-robin from 0
+    assert not torch.equal(fast, rotated)
+
+
+def test_round_robin_is_recognised_only_for_arange_mod_k():
+    from adaptive_mbrl.models.particles import is_round_robin
+    assert is_round_robin(torch.arange(10) % 5, 10, 5)
+    assert not is_round_robin(torch.arange(10) % 5, 10, 2)       # wrong K
+    assert not is_round_robin((torch.arange(10) + 1) % 5, 10, 5)  # rotated
+    assert not is_round_robin(torch.arange(6) % 4, 6, 4)          # P not a multiple of K
+    assert not is_round_robin((torch.arange(10) % 5).expand(2, 10), 10, 5)
+    assert not is_round_robin(None, 10, 5)

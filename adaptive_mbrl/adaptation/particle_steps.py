@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from adaptive_mbrl.models.dynamics import DynamicsModel, call_with_params
+from adaptive_mbrl.models.particles import is_round_robin
 from adaptive_mbrl.planning.rollout import StepFn
 
 
@@ -72,10 +73,23 @@ class GroupedParticleStep:
                       for t in (state, act)]
             out = self._predict(inputs, blocks, rows, None)
             return out.reshape(b, k, n, p, o).mean(1)
+        if is_round_robin(members, p, self.num_members):
+            return self._round_robin(state, act, env, generator)
         ids = self.model.drawable_members[members.expand(b, n, p)]  # [B, N, P] member index per particle
         blocks = (env[:, None, None] * e + ids).reshape(-1)  # [R]
         rows = [state.reshape(-1, o), act.reshape(-1, act.shape[-1])]
         return self._by_block(rows, blocks, generator).reshape(b, n, p, o)
+
+    def _round_robin(self, state: Tensor, act: Tensor, env: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Particle ``p`` of environment ``b`` through block ``(b, p % K)``, laid out ``[B K, N (P / K), dim]`` by
+        a view and one copy (the order :meth:`_by_block`'s stable sort gives): ``[B, N, P, o]``."""
+        (b, n, p, o), keep = state.shape, self.model.drawable_members
+        k = keep.numel()
+        blocks = (env[:, None] * self.model.ensemble_size + keep[None, :]).reshape(-1)  # [B K], ascending
+        inputs = [t.reshape(b, n, p // k, k, t.shape[-1]).permute(0, 3, 1, 2, 4).reshape(b * k, -1, t.shape[-1])
+                  for t in (state, act)]
+        out = self._predict(inputs, blocks, n * (p // k), generator)  # [B K, N m, o]
+        return out.reshape(b, k, n, p // k, o).permute(0, 2, 3, 1, 4).reshape(b, n, p, o)
 
     def _by_block(self, rows: list[Tensor], blocks: Tensor, generator: torch.Generator | None) -> Tensor:
         """Row ``r`` of ``rows`` ``[R, dim]`` through block ``blocks[r]``: ``[R, o]``."""
