@@ -73,7 +73,10 @@ class Method(NamedTuple):
 METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Method("grbal", "grbal"),
            "ReBAL": Method("rebal", "rebal"), "GrBAL-prior": Method("grbal", "mb"),
            "GrBAL-guarded": Method("grbal", "grbal", ("adapter.backtracking=6",)),
-           "ReBAL-gated": Method("rebal", "rebal", ("adapter.context_gate=true",))}
+           "ReBAL-gated": Method("rebal", "rebal", ("adapter.context_gate=true",)),
+           # probabilistic ensembles with trajectory sampling (PETS); PE-TS+DE fine-tunes the PE-TS model
+           "PE-TS": Method("pets", "pets"), "PE-TS+DE": Method("pets", "pets_de"),
+           "PE-GrBAL": Method("pets_grbal", "pets_grbal"), "PE-ReBAL": Method("pets_rebal", "pets_rebal")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 EPISODE_SEED = 10_000
 """Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method."""
@@ -137,11 +140,18 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
                                set=run_settings(label, args.run_overrides)) for label in args.methods]
     suite = SuiteConfig(name=f"adapt_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
                         episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
-                        baseline="MB" if "MB" in args.methods else args.methods[0],
+                        baseline=baseline_label(args),
                         robots=[RobotBlock(args.robot, list(args.test_scenarios), entries, args.backend)],
                         description=f"{', '.join(args.methods)} trained on {args.train_scenario}")
     validate_suite(suite, "adaptation.py")
     return suite, folder
+
+
+def baseline_label(args: argparse.Namespace) -> str:
+    """The method the ratios are taken against: ``--baseline``, else MB when it runs, else the first method."""
+    if args.baseline is not None:
+        return args.baseline
+    return "MB" if "MB" in args.methods else args.methods[0]
 
 
 def print_training_table(checkpoints: dict[tuple[str, int], Path]) -> None:
@@ -180,6 +190,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-scenario", default="crippled_joint_train")
     parser.add_argument("--test-scenarios", nargs="+", default=["crippled_joint_test", "joint_break_midepisode"])
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
+    parser.add_argument("--baseline", default=None, choices=list(METHODS),
+                        help="method the ratios are taken against (default: MB if it runs, else the first method)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--episodes", type=int, default=3, help="evaluation episodes per seed and scenario")
     parser.add_argument("--episode-steps", type=int, default=None,
@@ -212,6 +224,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("--set needs --tag NAME (the run folders get it as a suffix)")
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
+    if args.baseline is not None and args.baseline not in args.methods:
+        parser.error(f"--baseline {args.baseline} is not one of --methods ({', '.join(args.methods)})")
     return args
 
 

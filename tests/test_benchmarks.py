@@ -258,3 +258,22 @@ def test_the_wheel_leaves_the_benchmarks_out(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "adaptive_mbrl/_data/controllers/mb.yaml" in names
     assert not [n for n in names if "benchmarks" in n]
+
+
+def test_adaptation_baseline_must_be_one_of_the_methods(tmp_path: Path) -> None:
+    result = start_script("adaptation", *ADAPT, "--methods", "PE-TS", "PE-ReBAL", "--baseline", "MB",
+                          runs_dir=tmp_path)
+    assert result.returncode != 0 and "--baseline MB is not one of --methods (PE-TS, PE-ReBAL)" in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing trained
+
+
+def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from adaptive_mbrl.presets import load_preset
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when the script runs: its folder first on sys.path
+    module = importlib.import_module("adaptation")
+    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-ReBAL"):
+        method = module.METHODS[label]
+        trained, run = load_preset(method.trained), load_preset(method.run)
+        assert trained.model.probabilistic and run.model == trained.model and run.planner.particles == 5
