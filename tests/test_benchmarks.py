@@ -30,7 +30,7 @@ TINY_TRAINING = ["training.random_steps=200", "training.first_epochs=2", "traini
                  "meta.updates_per_iteration=5", "meta.meta_batch=4"]
 TINY_PLANNER = ["planner.samples=16", "planner.horizon=5", "planner.iterations=1", "planner.elites=4"]
 SMOKE_TESTED = {"adaptation", "adaptation_gain", "control_rate", "env_speed", "mb_learning", "planning_speed",
-                "sample_efficiency", "update_cost"}
+                "protocol_check", "sample_efficiency", "update_cost"}
 """Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
 
 
@@ -277,3 +277,22 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
         method = module.METHODS[label]
         trained, run = load_preset(method.trained), load_preset(method.run)
         assert trained.model.probabilistic and run.model == trained.model and run.planner.particles == 5
+
+
+# --- protocol_check.py: rankings of truncated episodes from a suite's episodes.jsonl -------------------
+
+def test_protocol_check_ranks_truncated_episodes_against_the_full_ones(tmp_path: Path) -> None:
+    """A late bloomer: B is behind A over the first 2 steps and ahead over the whole episode."""
+    import json
+    episodes = [{"scenario": "s", "label": "A", "rewards": [2.0, 2.0, 0.0, 0.0]},
+                {"scenario": "s", "label": "B", "rewards": [0.0, 1.0, 3.0, 3.0]},
+                {"scenario": "s", "label": "B", "rewards": [0.0, 1.0, 5.0, 5.0]}]
+    (tmp_path / "episodes.jsonl").write_text("".join(json.dumps(e) + "\n" for e in episodes))
+    lines = run_script("protocol_check", str(tmp_path), "--lengths", "2")
+    rows = {r["steps"]: r for r in table(lines, "| scenario | steps | order")}
+    assert rows["2"]["order (best first)"] == "A > B" and number(rows["2"]["B"]) == 0.25
+    assert number(rows["2"]["tau vs full"]) == -1.0
+    assert rows["full"]["order (best first)"] == "B > A" and number(rows["full"]["B"]) == 2.25
+    assert number(rows["full"]["tau vs full"]) == 1.0
+    bad = start_script("protocol_check", str(tmp_path), "--baseline", "C")
+    assert bad.returncode != 0 and "--baseline C is not a method of this suite (A, B)" in bad.stderr
