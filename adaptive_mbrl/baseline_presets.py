@@ -115,7 +115,11 @@ class RL2Training:
 
     Attributes:
         iterations: PPO iterations.
-        trials_per_iteration: trials per iteration (each on its own task, stepped in lockstep).
+        trials_per_iteration: trials per iteration (each on its own task).
+        num_envs: environments stepped together, one GRU forward per control step for all of them (at
+            most ``trials_per_iteration`` are used); an env that finishes a trial starts the iteration's
+            next one. More envs: fewer, larger forwards per environment step; 32 is where collection
+            speed levelled off in ``benchmarks/env_speed.py`` (cartpole / half_cheetah, GRU 128, CPU).
         episodes_per_trial: episodes of one task per trial; the hidden state carries across them.
         epochs: PPO passes over each iteration's data.
         minibatches: minibatches per epoch (split by trials, each keeps whole sequences).
@@ -124,6 +128,7 @@ class RL2Training:
 
     iterations: int = bounded(500, lo=0)
     trials_per_iteration: int = bounded(16, lo=1)
+    num_envs: int = bounded(32, lo=1)
     episodes_per_trial: int = bounded(2, lo=1)
     epochs: int = bounded(4, lo=1)
     minibatches: int = bounded(4, lo=1)

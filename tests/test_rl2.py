@@ -14,7 +14,8 @@ import adaptive_mbrl as am
 from adaptive_mbrl.baselines.controller import PolicyController, RL2Controller
 from adaptive_mbrl.baselines.presets import RL2Preset, RL2Training
 from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
-from adaptive_mbrl.baselines.train_rl2 import collect_trials, train_rl2
+from adaptive_mbrl.baselines.rl2_trials import collect_trials
+from adaptive_mbrl.baselines.train_rl2 import train_rl2
 from adaptive_mbrl.evaluation import run_episode
 from adaptive_mbrl.control import RandomController
 from adaptive_mbrl.storage.runs import RunSettings

@@ -1,11 +1,19 @@
 """Train RL² with PPO on a train scenario's task distribution.
 
-Each iteration runs ``trials_per_iteration`` trials in lockstep. A trial is ``episodes_per_trial`` episodes
-of one task: the first episode's ``reset(seed=...)`` draws the task from the scenario, the later ones
-replay it with ``reset(options={"task": task})``. The GRU state carries across the episodes of a trial and
-starts at zero in each trial; returns and advantages run over the whole trial (episode ends inside a trial
-are not value cut-offs, only the trial's end is). Data ``[T, B, ...]`` is padded to the longest trial
-(episodes may terminate early) and masked.
+Each iteration collects ``trials_per_iteration`` trials on ``min(num_envs, trials_per_iteration)`` envs
+stepped together (:func:`~adaptive_mbrl.baselines.rl2_trials.collect_trials`: one GRU forward per step
+for all envs). A trial is ``episodes_per_trial`` episodes of one task: the first episode's
+``reset(seed=...)`` draws the task from the scenario, the later ones replay it with
+``reset(options={"task": task})``. The GRU state carries across the episodes of a trial and starts at
+zero in each trial; returns and advantages run over the whole trial (episode ends inside a trial are not
+value cut-offs, only the trial's end is). Data ``[T, B, ...]`` is padded to the longest trial (episodes
+may terminate early) and masked; PPO's minibatches are sets of whole trials.
+
+Every iteration ends with a checkpoint (weights, optimizer, RNG states, counters), so a run stopped at any
+point and continued with ``resume=True`` loses at most the iteration in progress and reaches the same
+counters (``env_steps``, ``grad_steps``, ``iteration``) and weights as an uninterrupted run. Wall-clock
+time (``wall_clock_s``, split into ``collect_s`` and ``update_s``) is reported separately: it is summed
+over the sessions of the run.
 """
 from __future__ import annotations
 
@@ -19,7 +27,8 @@ from tqdm.auto import tqdm
 
 from adaptive_mbrl.baselines.ppo import clip_fraction, clipped_surrogate_loss, gae
 from adaptive_mbrl.baselines.presets import RL2Preset
-from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
+from adaptive_mbrl.baselines.rl2 import RL2Policy
+from adaptive_mbrl.baselines.rl2_trials import collect_trials
 from adaptive_mbrl.baselines.runs import load_trainer_state, open_run, save_trainer_state
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs import make
@@ -28,56 +37,13 @@ from adaptive_mbrl.storage.checkpoint import save_checkpoint
 from adaptive_mbrl.storage.runs import RunSettings, report_round, write_progress
 
 
-def collect_trials(policy: RL2Policy, envs: list, seeds: list[int], episodes: int,
-                   generator: torch.Generator | None = None) -> dict[str, Any]:
-    """Run one trial per env (``episodes`` episodes of the task drawn by ``reset(seed=seeds[i])``).
-
-    Returns tensors on the policy's device, ``T`` = the longest trial: ``x [T, B, o + a + 2]`` (policy
-    inputs), ``action [T, B, a]``, ``log_prob, value, reward, done, mask [T, B]`` (``done`` = 1 at the
-    trial's last step) and ``episode_returns`` (list per env of its episodes' returns).
-    """
-    device, b = policy.device, len(envs)
-    obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds)])
-    tasks = [env.task for env in envs]
-    prev_a = np.zeros((b, policy.action_dim), np.float32)
-    prev_r, prev_d = np.zeros(b, np.float32), np.zeros(b, np.float32)
-    episode, active = np.zeros(b, int), np.ones(b, bool)
-    returns: list[list[float]] = [[0.0] for _ in range(b)]
-    rows: dict[str, list] = {k: [] for k in ("x", "action", "log_prob", "value", "reward", "done", "mask")}
-    h = policy.initial_state(b)
-    while active.any():
-        x = rl2_input(*(torch.as_tensor(v, dtype=torch.float32, device=device) for v in (obs, prev_a, prev_r, prev_d)))
-        out = policy.step(x, h, generator=generator)
-        h = out["h"]
-        actions = out["action"].cpu().numpy()
-        reward, done = np.zeros(b, np.float32), np.zeros(b, np.float32)
-        mask = active.astype(np.float32)
-        for i, env in enumerate(envs):
-            if not active[i]:
-                continue
-            clipped = np.clip(actions[i], -1.0, 1.0).astype(np.float32)
-            next_obs, r, terminated, truncated, _ = env.step(clipped)
-            reward[i], returns[i][-1] = r, returns[i][-1] + r
-            prev_a[i], prev_r[i], prev_d[i] = clipped, r, float(terminated or truncated)
-            if terminated or truncated:
-                episode[i] += 1
-                if episode[i] == episodes:
-                    active[i], done[i] = False, 1.0
-                else:
-                    returns[i].append(0.0)
-                    next_obs, _ = env.reset(options={"task": tasks[i]})
-            obs[i] = next_obs
-        for key, value in (("x", x), ("action", out["action"]), ("log_prob", out["log_prob"]), ("value", out["value"]),
-                           ("reward", reward), ("done", done), ("mask", mask)):
-            rows[key].append(torch.as_tensor(value, dtype=torch.float32, device=device))
-    data = {k: torch.stack(v) for k, v in rows.items()}
-    data["episode_returns"] = returns
-    return data
-
-
 def ppo_update(policy: RL2Policy, optim: torch.optim.Optimizer, data: dict[str, Any],
                generator: torch.Generator | None = None) -> dict[str, float]:
-    """PPO epochs over ``data`` from :func:`collect_trials`; minibatches are sets of whole trials."""
+    """PPO epochs over ``data`` from :func:`collect_trials`; minibatches are sets of whole trials.
+
+    Returns the mean losses and clip fraction, and ``grad_steps`` (optimizer steps taken: epochs times
+    ``min(minibatches, trials)``).
+    """
     p, cfg = policy.preset, policy.preset.training
     mask = data["mask"]
     with torch.no_grad():
@@ -106,7 +72,7 @@ def ppo_update(policy: RL2Policy, optim: torch.optim.Optimizer, data: dict[str, 
             stats["policy_loss"].append(pl.item())
             stats["value_loss"].append(vl.item())
             stats["clip_fraction"].append(clip_fraction(log_prob[keep].detach(), data["log_prob"][:, idx][keep], p.clip))
-    return {k: float(np.mean(v)) for k, v in stats.items()}
+    return {**{k: float(np.mean(v)) for k, v in stats.items()}, "grad_steps": len(stats["policy_loss"])}
 
 
 def train_rl2(preset: RL2Preset, settings: RunSettings, run_dir: str | Path, resume: bool = False,
@@ -128,41 +94,39 @@ def train_rl2(preset: RL2Preset, settings: RunSettings, run_dir: str | Path, res
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     cpu_generator = torch.Generator().manual_seed(settings.seed + 1)
     envs = [make(settings.robot, settings.scenario, backend=settings.backend, episode_steps=cfg.episode_steps or None)
-            for _ in range(cfg.trials_per_iteration)]
+            for _ in range(min(cfg.num_envs, cfg.trials_per_iteration))]
     obs_dim, act_dim = envs[0].observation_space.shape[0], envs[0].action_space.shape[0]
     policy = RL2Policy(obs_dim, act_dim, preset, device=device)
     optim = torch.optim.Adam(policy.parameters(), lr=preset.learning_rate)
     ckpt = run_dir / "model.pt"
     if doc is None:
-        doc = {"iteration": 0, "env_steps": 0, "trials_seeded": 0, "wall_clock_s": 0.0, "history": []}
+        doc = new_progress()
     else:
         state = load_trainer_state(run_dir, device)
         policy.load_state_dict(state["policy"])
         optim.load_state_dict(state["optim"])
         generator.set_state(state["generator"])
         cpu_generator.set_state(state["cpu_generator"])
-    start = time.perf_counter() - doc["wall_clock_s"]
+        for key, value in new_progress().items():  # runs from before a counter existed
+            doc.setdefault(key, value)
+    session_start = time.perf_counter() - doc["wall_clock_s"]
     bar = tqdm(range(doc["iteration"], cfg.iterations), desc="RL2", unit="it", initial=doc["iteration"],
                total=cfg.iterations, disable=None if progress is None else not progress)
-    for iteration in bar:
+    for _ in bar:
         first = settings.seed * 1_000_000 + doc["trials_seeded"]
-        data = collect_trials(policy, envs, list(range(first, first + len(envs))), cfg.episodes_per_trial, generator)
+        seeds = list(range(first, first + cfg.trials_per_iteration))
+        started = time.perf_counter()
+        data = collect_trials(policy, envs, seeds, cfg.episodes_per_trial, generator)
+        collected = time.perf_counter()
         stats = ppo_update(policy, optim, data, cpu_generator)
-        steps = int(data["mask"].sum())
-        per_episode = np.array([r for r in data["episode_returns"]], dtype=float)  # [B, episodes]
-        doc["iteration"], doc["trials_seeded"] = iteration + 1, doc["trials_seeded"] + len(envs)
-        doc["env_steps"] += steps
-        doc["wall_clock_s"] = round(time.perf_counter() - start, 2)
-        row = {"iteration": iteration + 1, "env_steps": doc["env_steps"], "mean_return": float(per_episode.mean()),
-               "first_episode_return": float(per_episode[:, 0].mean()),
-               "last_episode_return": float(per_episode[:, -1].mean()), **stats,
-               "log_std": policy.log_std.mean().item(), "wall_clock_s": doc["wall_clock_s"]}
-        doc["history"].append(row)
+        updated = time.perf_counter()
+        row = _count_iteration(doc, data, stats, collected - started, updated - collected, updated - session_start)
+        row["log_std"] = policy.log_std.mean().item()
         bar.set_postfix(ret=f"{row['mean_return']:.1f}", steps=doc["env_steps"])
         save_checkpoint(ckpt, robot=settings.robot, obs_dim=obs_dim, action_dim=act_dim, preset=to_dict(preset),
                         model_state=policy.state_dict(), actuation=actuation,
-                        meta={"method": "rl2", "iteration": iteration + 1, "env_steps": doc["env_steps"],
-                              "scenario": settings.scenario, "seed": settings.seed})
+                        meta={"method": "rl2", "iteration": doc["iteration"], "env_steps": doc["env_steps"],
+                              "grad_steps": doc["grad_steps"], "scenario": settings.scenario, "seed": settings.seed})
         save_trainer_state(run_dir, {"policy": policy.state_dict(), "optim": optim.state_dict(),
                                      "generator": generator.get_state(), "cpu_generator": cpu_generator.get_state()})
         write_progress(run_dir, doc)
@@ -171,3 +135,34 @@ def train_rl2(preset: RL2Preset, settings: RunSettings, run_dir: str | Path, res
     for env in envs:
         env.close()
     return ckpt
+
+
+def new_progress() -> dict[str, Any]:
+    """The progress document of a fresh run: counters (``iteration``, ``env_steps``, ``grad_steps``,
+    ``trials_seeded``), wall-clock seconds summed over the run's sessions (``wall_clock_s``, of which
+    ``collect_s`` collecting trials and ``update_s`` in PPO updates) and the per-iteration ``history``."""
+    return {"iteration": 0, "env_steps": 0, "grad_steps": 0, "trials_seeded": 0, "wall_clock_s": 0.0,
+            "collect_s": 0.0, "update_s": 0.0, "history": []}
+
+
+def _count_iteration(doc: dict[str, Any], data: dict[str, Any], stats: dict[str, float], collect_s: float,
+                     update_s: float, wall_clock_s: float) -> dict[str, Any]:
+    """Advance ``doc``'s counters by one iteration and append its history row (returned, to be extended).
+
+    ``collect_s`` / ``update_s``: this iteration's seconds of collection and PPO update; ``wall_clock_s``:
+    the run's seconds so far (all sessions)."""
+    steps, trials = int(data["mask"].sum()), data["mask"].shape[1]
+    per_episode = np.array(data["episode_returns"], dtype=float)  # [B, episodes]
+    doc["iteration"] += 1
+    doc["trials_seeded"] += trials
+    doc["env_steps"] += steps
+    doc["grad_steps"] += int(stats.pop("grad_steps"))
+    doc["collect_s"] = round(doc["collect_s"] + collect_s, 2)
+    doc["update_s"] = round(doc["update_s"] + update_s, 2)
+    doc["wall_clock_s"] = round(wall_clock_s, 2)
+    row = {"iteration": doc["iteration"], "env_steps": doc["env_steps"], "grad_steps": doc["grad_steps"],
+           "mean_return": float(per_episode.mean()), "first_episode_return": float(per_episode[:, 0].mean()),
+           "last_episode_return": float(per_episode[:, -1].mean()), **stats,
+           "collect_steps_per_s": round(steps / max(collect_s, 1e-9), 1), "wall_clock_s": doc["wall_clock_s"]}
+    doc["history"].append(row)
+    return row
