@@ -193,10 +193,16 @@ def test_mb_learning_prints_the_learning_curve_and_the_evaluation(tmp_path: Path
 
 def test_env_speed_prints_rates_and_overheads() -> None:
     lines = run_script("env_speed", "--robots", "cartpole", "--backends", "mujoco", "--steps", "50",
-                       "--repeats", "1")
+                       "--repeats", "1", "--rl2-envs", "1", "2")
     rows = table(lines, "| robot | backend | frame skip | env steps/s |")
     assert [(r["robot"], r["backend"], r["frame skip"]) for r in rows] == [("cartpole", "mujoco", "5")]
     assert number(rows[0]["env steps/s"]) > 0 and number(rows[0]["overhead"]) > 0
+    rl2 = table(lines, "| robot | backend | RL² envs |")
+    assert [(r["robot"], r["RL² envs"]) for r in rl2] == [("cartpole", "1"), ("cartpole", "2")]
+    for r in rl2:
+        assert number(r["env steps/s"]) == number(rows[0]["env steps/s"])
+        assert number(r["share of env speed"]) == pytest.approx(
+            number(r["RL² collection steps/s"]) / number(r["env steps/s"]), abs=0.01)
 
 
 def test_planning_speed_prints_milliseconds_per_plan() -> None:

@@ -90,19 +90,72 @@ def test_controller_keeps_state_within_a_trial_and_resets_between_trials() -> No
     assert np.allclose(first, again)
 
 
+def _tiny_preset(iterations: int, **training) -> RL2Preset:
+    return RL2Preset(name="tiny", hidden_size=8, embed_size=4,
+                     training=RL2Training(iterations=iterations, trials_per_iteration=3, num_envs=2,
+                                          episode_steps=10, epochs=2, minibatches=2, **training))
+
+
 def test_training_iteration_writes_a_loadable_checkpoint_and_resumes(tmp_path: Path) -> None:
-    preset = RL2Preset(name="tiny", hidden_size=8, embed_size=4,
-                       training=RL2Training(iterations=1, trials_per_iteration=2, episode_steps=10, epochs=1,
-                                            minibatches=1))
+    """3 trials per iteration on 2 envs (one env runs two trials), 2 episodes of 10 steps each."""
+    preset = _tiny_preset(1)
     settings = RunSettings("cartpole", "weak_motor_train", seed=0)
     ckpt = train_rl2(preset, settings, tmp_path / "run", progress=False)
     preset.training.iterations = 2
     train_rl2(preset, settings, tmp_path / "run", resume=True, progress=False)
     progress = json.loads((tmp_path / "run" / "progress.json").read_text())
-    assert progress["iteration"] == 2 and progress["env_steps"] == 2 * 2 * 2 * 10
+    assert progress["iteration"] == 2 and progress["env_steps"] == 2 * 3 * 2 * 10
+    assert progress["grad_steps"] == 2 * 2 * 2 and progress["trials_seeded"] == 2 * 3
     assert [r["iteration"] for r in progress["history"]] == [1, 2]
+    assert [r["grad_steps"] for r in progress["history"]] == [4, 8]
+    assert 0 < progress["collect_s"] + progress["update_s"] <= progress["wall_clock_s"]
+    assert all(r["collect_steps_per_s"] > 0 for r in progress["history"])
     ctrl = PolicyController.from_checkpoint(ckpt)
     assert isinstance(ctrl, RL2Controller)
+
+
+def test_a_run_stopped_mid_iteration_resumes_to_the_same_counters_and_weights(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop in the PPO update of iteration 2 (as Ctrl-C would); resuming redoes iteration 2 from the
+    checkpoint of iteration 1 and ends where an uninterrupted run ends: same counters, history, weights."""
+    import adaptive_mbrl.baselines.train_rl2 as train_module
+
+    settings = RunSettings("cartpole", "weak_motor_train", seed=3)
+    straight = torch.load(train_rl2(_tiny_preset(3), settings, tmp_path / "straight", progress=False),
+                          weights_only=False)
+    calls, real_update = [], train_module.ppo_update
+
+    def stop_in_second_update(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "ppo_update", stop_in_second_update)
+    with pytest.raises(KeyboardInterrupt):
+        train_rl2(_tiny_preset(3), settings, tmp_path / "stopped", progress=False)
+    assert json.loads((tmp_path / "stopped" / "progress.json").read_text())["iteration"] == 1
+    monkeypatch.setattr(train_module, "ppo_update", real_update)
+    resumed = torch.load(train_rl2(_tiny_preset(3), settings, tmp_path / "stopped", resume=True, progress=False),
+                         weights_only=False)
+    docs = [json.loads((tmp_path / run / "progress.json").read_text()) for run in ("straight", "stopped")]
+    counters = ("iteration", "env_steps", "grad_steps", "trials_seeded")
+    assert [docs[1][k] for k in counters] == [docs[0][k] for k in counters] == [3, 3 * 3 * 2 * 10, 3 * 4, 9]
+    clock = {"wall_clock_s", "collect_steps_per_s"}
+    assert [{k: v for k, v in r.items() if k not in clock} for r in docs[1]["history"]] == \
+        [{k: v for k, v in r.items() if k not in clock} for r in docs[0]["history"]]
+    for name, value in straight["model_state"].items():
+        assert torch.equal(resumed["model_state"][name], value), name
+
+
+def test_num_envs_is_validated_with_the_field_named() -> None:
+    from adaptive_mbrl.baselines.presets import baseline_from_dict
+    from adaptive_mbrl.config import ConfigError
+    assert RL2Training().num_envs == 32
+    data = {"name": "x", "kind": "rl2", "training": {"num_envs": 0}}
+    with pytest.raises(ConfigError, match="training.num_envs"):
+        baseline_from_dict(data)
+    assert baseline_from_dict({**data, "training": {"num_envs": 4}}).training.num_envs == 4
 
 
 # --- learning check ---------------------------------------------------------------------------------------
