@@ -135,6 +135,69 @@ def test_within_episode_context_changes_z_after_a_mid_episode_change() -> None:
     assert torch.equal(between.z, torch.zeros(5))
 
 
+def test_update_matches_sac_on_the_rows_with_z_appended_and_keeps_the_posterior_batched_over_tasks() -> None:
+    """One PEARL update = the encoder's product of Gaussians per task (one encoder call for all tasks), one z
+    per task repeated over its rows, then SAC's update on ``[obs, z]`` with the KL added to the critic loss."""
+    agent = _agent()
+    twin = _agent()
+    t, b, n = 3, 4, 5
+    batch = (torch.randn(t, n, agent.context_dim), torch.randn(t, b, 5), torch.rand(t, b, 1) * 2 - 1,
+             torch.randn(t, b), torch.randn(t, b, 5), torch.zeros(t, b))
+    calls = []
+    agent.encoder.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
+    torch.manual_seed(3)
+    stats = agent.update(*batch)
+    assert calls == [torch.Size([t, n, agent.context_dim])]
+    torch.manual_seed(3)
+    mu, var = twin.posterior(batch[0])
+    z = twin.sample_z(mu, var)
+    kl = kl_to_standard_normal(mu, var).mean()
+    rows = lambda x: x.reshape(t * b, *x.shape[2:])  # noqa: E731
+    z_rows = z.repeat_interleave(b, 0)
+    expected = twin.sac.update(*(rows(x) for x in batch[1:]), z=z_rows, aux_loss=twin.preset.kl_weight * kl,
+                               aux_optim=twin.encoder_optim)
+    for key, value in expected.items():
+        assert stats[key] == pytest.approx(value, rel=1e-6), key
+    assert stats["kl"] == pytest.approx(kl.item(), rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(agent.state_dict().values(), twin.state_dict().values()))
+
+
+def test_a_checkpoint_of_the_earlier_sac_layout_fails_to_load_with_a_clear_error(tmp_path: Path) -> None:
+    from adaptive_mbrl.config import to_dict
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
+    agent = _agent()
+    state = {k: v for k, v in agent.state_dict().items() if not k.startswith(("sac.q.", "sac.v."))}
+    state.update({"sac.q1.net.0.weight": torch.zeros(16, 11), "sac.q2.net.0.weight": torch.zeros(16, 11),
+                  "sac.v.net.0.weight": torch.zeros(16, 10), "sac.v_target.net.0.weight": torch.zeros(16, 10)})
+    ckpt = tmp_path / "old.pt"
+    save_checkpoint(ckpt, robot="cartpole", obs_dim=5, action_dim=1, preset=to_dict(agent.preset), model_state=state,
+                    actuation="torque", meta={"method": "pearl"})
+    with pytest.raises(ValueError, match=r"earlier layout \(networks q1, q2, v, v_target at 'sac.'.*retrain"):
+        PolicyController.from_checkpoint(ckpt)
+
+
+RESUME_PRESET = PEARLPreset(name="tiny", encoder_hidden=[16], context_window=8, sac=SACConfig(hidden_sizes=[16]),
+                            training=PEARLTraining(train_tasks=3, initial_episodes=1, iterations=2,
+                                                   tasks_per_iteration=1, grad_steps=3, meta_batch=2, batch_size=8,
+                                                   context_batch=4, episode_steps=20))
+
+
+def test_a_stopped_and_resumed_run_ends_where_the_uninterrupted_run_does(tmp_path: Path) -> None:
+    settings = RunSettings("cartpole", "weak_motor_train", seed=0)
+    whole = train_pearl(RESUME_PRESET, settings, tmp_path / "whole", progress=False)
+    first = PEARLPreset(**{**RESUME_PRESET.__dict__,
+                           "training": PEARLTraining(**{**RESUME_PRESET.training.__dict__, "iterations": 1})})
+    train_pearl(first, settings, tmp_path / "split", progress=False)
+    split = train_pearl(RESUME_PRESET, settings, tmp_path / "split", resume=True, progress=False)
+    a, b = (torch.load(p, weights_only=True)["model_state"] for p in (whole, split))
+    assert a.keys() == b.keys() and any(k.startswith("sac.v.target_weight") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    states = [torch.load(p.parent / "trainer_state.pt", weights_only=True)["optim"] for p in (whole, split)]
+    assert states[0]["q"]["state"][0]["step"] == 6                 # 2 rounds x 3 gradient steps
+    assert all(torch.equal(x["exp_avg"], y["exp_avg"]) for x, y in zip(states[0]["q"]["state"].values(),
+                                                                       states[1]["q"]["state"].values()))
+
+
 # --- learning check ---------------------------------------------------------------------------------------
 LEARNING_PRESET = PEARLPreset(
     name="pearl_check", encoder_hidden=[64, 64], context_window=32,
