@@ -11,14 +11,36 @@ to estimate its training time on this machine.
 ``--pets`` adds the probabilistic-ensemble meta-learners (presets ``pets_grbal`` and ``pets_rebal``, the
 latter with one encoder shared by the members and with one per member): one meta-update on
 ``meta_batch`` segments per member, as meta-training draws them.
+
+Columns beside the time (fp32 matmul FLOPs; other operations are not counted):
+
+* ``GFLOP per update``: the matmul FLOPs one update runs, counted from the shapes of the matmuls it
+  executes (``torch.utils.flop_counter``: ``2 m k n`` per ``[m, k] @ [k, n]``, the backward pass's matmuls
+  included).
+* ``floor GFLOP``: what the update's losses need, counted analytically from the network shapes
+  (MB and PEARL; ``-`` where not derived). Counting rule, per linear layer ``in -> out`` applied to
+  ``rows`` inputs: forward ``2 rows in out``; backward ``2 rows in out`` for the weight gradient if the
+  layer's weights are trained by that pass, plus ``2 rows in out`` for the input gradient if anything
+  below the layer needs a gradient (trained weights below it, or an input that needs one, e.g. the action
+  in SAC's policy loss or the task latent z in PEARL's critic loss). So a trained hidden layer costs 3x
+  its forward, a trained first layer 2x, a layer with frozen weights on the way to a differentiable input
+  2x, a network evaluated without gradient (a target network) 1x. PEARL (``s = [obs, z]``, ``R`` =
+  meta_batch x batch_size rows): encoder on meta_batch x context_batch rows (trained); V on ``s`` (trained)
+  and target V on ``s'`` (forward); Q1, Q2 on ``(s, a)`` (trained, gradient to z); the policy on ``s``
+  (trained); Q1, Q2 on ``(s, a~pi)`` with frozen weights (gradient to the action).
+* ``% of fp32 peak``: executed GFLOP / time, over the fp32 matmul peak of this machine measured here
+  (``control_rate.matmul_peak_gflops`` at ``--threads``). ``x floor``: the time over the floor's time at
+  that peak (``floor GFLOP / peak``): 1 would be every needed FLOP at peak speed and nothing else.
 """
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
+from control_rate import matmul_peak_gflops
+from torch.utils.flop_counter import FlopCounterMode
 
 import adaptive_mbrl as am
 from adaptive_mbrl.presets import load_preset
@@ -33,6 +55,47 @@ def timed(step: Callable[[], None], repeats: int) -> float:
     for _ in range(repeats):
         step()
     return (time.perf_counter() - start) / repeats * 1000
+
+
+def counted_gflop(step: Callable[[], None]) -> float:
+    """Matmul GFLOP one call of ``step`` executes (forward and backward), from the matmuls' shapes."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
+
+
+def linear_flops(rows: int, fan_in: int, fan_out: int, weight_grad: bool, input_grad: bool) -> int:
+    """FLOPs of one linear layer on ``rows`` inputs: forward, plus the same again for each gradient."""
+    return 2 * rows * fan_in * fan_out * (1 + weight_grad + input_grad)
+
+
+def mlp_flops(rows: int, sizes: Sequence[int], trained: bool, input_grad: bool = False) -> int:
+    """FLOPs of an MLP with layer sizes ``sizes`` on ``rows`` inputs (module docstring's rule): weight
+    gradients if ``trained``; input gradients from the top down to the first layer whose input needs none
+    (the first layer's only if ``input_grad``). ``trained=False, input_grad=False``: forward only."""
+    return sum(linear_flops(rows, n_in, n_out, trained, input_grad or (k > 0 and trained))
+               for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])))
+
+
+def mb_floor(o: int, a: int) -> int:
+    """Floor of one MB Adam step: the model trained on ``batch_size`` rows of ``[obs, action]``."""
+    model = load_preset("mb").model
+    outputs = 2 * o if model.probabilistic else o
+    return mlp_flops(model.batch_size, [o + a, *model.hidden_sizes, outputs], trained=True)
+
+
+def pearl_floor(o: int, a: int) -> int:
+    """Floor of one PEARL update (module docstring), with the shipped ``pearl`` preset's shapes."""
+    from adaptive_mbrl.baselines import load_baseline_preset
+    preset = load_baseline_preset("pearl")
+    cfg, h, l = preset.training, preset.sac.hidden_sizes, preset.latent_dim
+    rows, s = cfg.meta_batch * cfg.batch_size, o + l
+    encoder = mlp_flops(cfg.meta_batch * cfg.context_batch, [2 * o + a + 1, *preset.encoder_hidden, 2 * l], True)
+    v_and_target = mlp_flops(rows, [s, *h, 1], True) + mlp_flops(rows, [s, *h, 1], False)
+    critics = 2 * mlp_flops(rows, [s + a, *h, 1], True, input_grad=True)
+    policy = mlp_flops(rows, [s, *h, 2 * a], True)
+    frozen_critics = 2 * mlp_flops(rows, [s + a, *h, 1], False, input_grad=True)
+    return encoder + v_and_target + critics + policy + frozen_critics
 
 
 def mb_step(o: int, a: int) -> tuple[Callable[[], None], str]:
@@ -99,18 +162,25 @@ def main() -> None:
     env = am.make(args.robot)
     o, a = env.observation_space.shape[0], env.action_space.shape[0]
     env.close()
-    rows = [("MB (Adam step)", *mb_step(o, a)), ("GrBAL (meta-update)", *meta_step("grbal", o, a)),
-            ("ReBAL (meta-update)", *meta_step("rebal", o, a)), ("PEARL (SAC + encoder step)", *pearl_step(o, a))]
+    rows = [("MB (Adam step)", *mb_step(o, a), mb_floor(o, a)),
+            ("GrBAL (meta-update)", *meta_step("grbal", o, a), None),
+            ("ReBAL (meta-update)", *meta_step("rebal", o, a), None),
+            ("PEARL (SAC + encoder step)", *pearl_step(o, a), pearl_floor(o, a))]
     if args.pets:
-        rows += [("PE-GrBAL (meta-update)", *meta_step("pets_grbal", o, a)),
-                 ("PE-ReBAL, shared encoder (meta-update)", *meta_step("pets_rebal", o, a)),
+        rows += [("PE-GrBAL (meta-update)", *meta_step("pets_grbal", o, a), None),
+                 ("PE-ReBAL, shared encoder (meta-update)", *meta_step("pets_rebal", o, a), None),
                  ("PE-ReBAL, encoder per member (meta-update)",
-                  *meta_step("pets_rebal", o, a, ("adapter.encoder_per_member=true",)))]
-    print(f"\n{args.robot} (obs {o}, action {a}), {args.threads} thread(s)\n")
-    print("| method | one update uses | ms per update |")
-    print("|---|---|---:|")
-    for name, step, what in rows:
-        print(f"| {name} | {what} | {timed(step, args.repeats):.1f} |", flush=True)
+                  *meta_step("pets_rebal", o, a, ("adapter.encoder_per_member=true",)), None)]
+    peak = matmul_peak_gflops(args.threads)
+    print(f"\n{args.robot} (obs {o}, action {a}), {args.threads} thread(s), fp32 matmul peak {peak:.1f} GFLOP/s\n")
+    print("| method | one update uses | ms per update | GFLOP per update | floor GFLOP | % of fp32 peak | x floor |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, step, what, floor in rows:
+        ms = timed(step, args.repeats)
+        gflop = counted_gflop(step)
+        floor_gflop, ratio = ("-", "-") if floor is None else (f"{floor / 1e9:.3f}", f"{ms * peak / floor * 1e6:.2f}")
+        print(f"| {name} | {what} | {ms:.1f} | {gflop:.3f} | {floor_gflop} | {100 * gflop / ms / peak * 1000:.0f}% "
+              f"| {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

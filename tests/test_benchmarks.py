@@ -214,11 +214,30 @@ def test_planning_speed_prints_milliseconds_per_plan() -> None:
     assert 0 < best <= median and gflops > 0
 
 
-def test_update_cost_prints_milliseconds_per_update() -> None:
+def test_update_cost_prints_milliseconds_flops_and_peak_fraction_per_update() -> None:
     lines = run_script("update_cost", "--robot", "cartpole", "--repeats", "1")
-    rows = table(lines, "| method | one update uses | ms per update |")
+    rows = table(lines, "| method | one update uses | ms per update | GFLOP per update | floor GFLOP |")
     assert [r["method"].split(" (")[0] for r in rows] == ["MB", "GrBAL", "ReBAL", "PEARL"]
-    assert all(number(r["ms per update"]) > 0 for r in rows)
+    assert all(number(r["ms per update"]) > 0 and number(r["GFLOP per update"]) > 0 for r in rows)
+    assert all(0 < number(r["% of fp32 peak"]) and r["% of fp32 peak"].endswith("%") for r in rows)
+    mb, pearl = rows[0], rows[3]
+    # cartpole (obs 5, action 1), MB's 3x200 model on 256 rows: forward 2 * 256 * (6*200 + 2*200*200 + 200*5),
+    # backward 2x forward less the first layer's input gradient
+    forward = 2 * 256 * (6 * 200 + 2 * 200 * 200 + 200 * 5)
+    assert number(mb["floor GFLOP"]) == pytest.approx((3 * forward - 2 * 256 * 6 * 200) / 1e9, abs=1e-3)
+    # the updates run exactly the matmuls their losses need (PEARL: no critic weight gradients from the
+    # policy loss, the target V forward only)
+    for row in (mb, pearl):
+        assert row["GFLOP per update"] == row["floor GFLOP"]
+        ratio = number(row["x floor"])
+        assert ratio == pytest.approx(number(row["ms per update"]) * 1e-3 * peak(lines) / number(row["floor GFLOP"]),
+                                      rel=0.05)
+    assert rows[1]["floor GFLOP"] == "-" and rows[1]["x floor"] == "-"
+
+
+def peak(lines: list[str]) -> float:
+    """The fp32 matmul peak (GFLOP/s) a benchmark's heading line states."""
+    return float(re.search(r"fp32 matmul peak ([\d.]+) GFLOP/s", "\n".join(lines)).group(1))
 
 
 @pytest.mark.slow
