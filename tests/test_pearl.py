@@ -212,8 +212,10 @@ def test_pearl_learns_cartpole_swing_up(tmp_path: Path) -> None:
     """PEARL (64x64 networks, meta-batch 4 x 64) on weak_motor_train: 25 rounds, 18.4k environment steps and
     5k gradient steps, evaluated with within-episode adaptation on held-out motor strengths.
 
-    Measured on the shared 2-core CPU (busy with another job; ~100 s), seed 0: train tasks -44 / -19 / -34,
-    motor_fault_midepisode -81 / -72, random about -197. Thresholds random + 70: margins of ~50 and ~100.
+    Measured on the shared 2-core CPU (busy with other jobs; ~80 s), seed 0, with the ensemble critics'
+    initialisation: train tasks -23 / -17 / -7, motor_fault_midepisode -41 / -46, random about -197 (the
+    earlier layout drew other initial weights: -44 / -19 / -34 and -81 / -72). Thresholds random + 70:
+    margins of ~100 and ~80.
     """
     torch.set_num_threads(1)
     ckpt = train_pearl(LEARNING_PRESET, RunSettings("cartpole", "weak_motor_train", seed=0), tmp_path / "run",
