@@ -45,10 +45,12 @@ class _LeadingMembersLinear(torch.autograd.Function):
         k = ctx.trained
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = x.new_zeros(x.shape)
+            grad_x = x.new_empty(x.shape)
+            grad_x[k:].zero_()
             torch.bmm(weight[:k].transpose(1, 2), grad[:k], out=grad_x[:k])
         if ctx.needs_input_grad[1]:
-            grad_w = torch.zeros_like(weight)
+            grad_w = torch.empty_like(weight)
+            grad_w[k:].zero_()
             torch.bmm(grad[:k], x[:k].transpose(1, 2), out=grad_w[:k])
         if ctx.needs_input_grad[2]:
             grad_b = grad.new_zeros((grad.shape[0], grad.shape[1], 1))
