@@ -12,7 +12,7 @@ step (rows through one member's network, counted at the first layer, not estimat
 particle rollouts count each particle once, an ensemble mean counts every member), the achieved GFLOP/s
 of those evaluations (2 x one member's weights x evaluations per step x idle rate) and the machine's fp32
 matmul peak measured here. The grid (MODELS x PLANNERS x ADAPTERS) is followed by the shipped PETS
-presets (PRESETS: a probabilistic ensemble planned by trajectory sampling). Real time for half_cheetah / ant is
+presets (PRESETS: a probabilistic ensemble, without and with each adapter). Real time for half_cheetah / ant is
 20 Hz (0.05 s control step). Models are untrained: cost does not depend on the weights. On a machine
 shared with other work the numbers are indicative only.
 """
@@ -51,7 +51,7 @@ MODELS = {"3x200 silu": ModelConfig(hidden_sizes=[200, 200, 200], activation="si
           "3x512 relu": ModelConfig(hidden_sizes=[512, 512, 512], activation="relu")}
 ADAPTERS = {"none (MB)": AdapterConfig(kind="none"),
             "finetune (MB+DE)": AdapterConfig(kind="finetune", steps=1, optimizer="adam")}
-PRESETS = ("pets", "pets_de")  # measured after the grid, each with its own model, planner and adapter
+PRESETS = ("pets", "pets_de", "pets_grbal", "pets_rebal")  # measured after the grid, each with its own model, planner and adapter
 
 
 def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 10, trials: int = 5) -> float:
@@ -151,9 +151,11 @@ def _model_label(config: ModelConfig) -> str:
 
 
 def _planner_label(config: PlannerConfig) -> str:
-    """E.g. ``icem 2x40 H15, 5 particles ts_inf``."""
+    """E.g. ``icem 2x40 H15, 5 particles ts_inf`` or ``icem 3x40 H15, mean`` (an ensemble's mean prediction)."""
     label = f"{config.kind} {config.iterations}x{config.samples} H{config.horizon}"
-    return label + (f", {config.particles} particles {config.propagation}" if config.particles > 1 else "")
+    if config.particles > 1:
+        return label + f", {config.particles} particles {config.propagation}"
+    return label + (", mean" if config.propagation == "mean" else "")
 
 
 def main() -> None:

@@ -244,12 +244,12 @@ def peak(lines: list[str]) -> float:
 def test_control_rate_prints_the_rate_of_every_configuration() -> None:
     lines = run_script("control_rate", "--robot", "cartpole", "--steps", "1", "--threads", "1", "--busy", "0")
     rows = table(lines, "| model | planner | adapter | threads | idle Hz |")
-    assert len(rows) == 2 * 6 * 2 + 2  # models x planners x adapters, then the pets and pets_de presets
+    assert len(rows) == 2 * 6 * 2 + 4  # models x planners x adapters, then the four pets presets
     assert all(number(r["idle Hz"]) > 0 and number(r["model evals/step"]) > 0 for r in rows)
-    assert [r["model"] for r in rows[-2:]] == ["pets: 4x200 silu, PE x5", "pets_de: 4x200 silu, PE x5"]
-    assert rows[-1]["planner"] == "icem 2x40 H15, 5 particles ts_inf" and rows[-1]["adapter"] == "finetune"
-    # iCEM 40 + 32 candidates (+ the elites it keeps) x 5 particles x H15: each particle row is counted once
-    assert 5400 <= number(rows[-2]["model evals/step"]) <= 5800
+    assert [r["model"].split(":")[0] for r in rows[-4:]] == ["pets", "pets_de", "pets_grbal", "pets_rebal"]
+    assert rows[-4]["planner"] == "icem 3x40 H15, mean" and rows[-3]["adapter"] == "finetune"
+    # iCEM 40 + 32 + 26 candidates (+ the elites it keeps and the mean) x H15, each through the 5 members
+    assert 7000 <= number(rows[-4]["model evals/step"]) <= 8000
 
 
 # --- adaptive-mbrl bench ----------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
     for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-ReBAL"):
         method = module.METHODS[label]
         trained, run = load_preset(method.trained), load_preset(method.run)
-        assert trained.model.probabilistic and run.model == trained.model and run.planner.particles == 5
+        assert trained.model.probabilistic and run.model == trained.model and run.planner.propagation == "mean"
 
 
 # --- protocol_check.py: rankings of truncated episodes from a suite's episodes.jsonl -------------------

@@ -322,3 +322,17 @@ def test_stacked_member_subset_equals_those_members():
             torch.testing.assert_close(got[k], want)
     with pytest.raises(ValueError, match="stacked"):
         model(obs_n, act_n, members=subset)
+
+
+def test_the_mean_of_an_ensemble_with_elites_evaluates_only_the_elites() -> None:
+    cfg = ModelConfig(hidden_sizes=[16], ensemble_size=5, probabilistic=True, elites=3, context_dim=2)
+    m = DynamicsModel(4, 2, cfg, seed=0).eval()
+    m.set_elites([1, 3, 4])
+    obs, act, ctx = torch.randn(7, 3, 4), torch.randn(7, 3, 2), torch.randn(7, 3, 2)
+    rows = []
+    m.layers[0].register_forward_hook(lambda mod, args, out: rows.append(tuple(out.shape)))
+    with torch.no_grad():
+        mean = m.predict(obs, act, ctx)
+        assert rows == [(3, 21, 16)]  # one stacked call over the 3 elites, not all 5 members
+        every = m.predict(obs, act, ctx, member="all")
+    torch.testing.assert_close(mean, every[[1, 3, 4]].mean(0))

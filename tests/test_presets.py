@@ -227,13 +227,15 @@ def test_bad_override_names_the_field_and_the_allowed_values(item: str, field: s
     assert info.value.field == field and words in str(info.value)
 
 
-def test_the_pets_presets_are_a_probabilistic_ensemble_with_one_particle_per_member() -> None:
+def test_the_pets_presets_are_a_probabilistic_ensemble_planned_through_the_members_mean() -> None:
     pets, mb = load_preset("pets"), load_preset("mb")
     m, p = pets.model, pets.planner
     assert (list(m.hidden_sizes), m.ensemble_size, m.probabilistic, m.bootstrap, m.elites) == (
         [200, 200, 200, 200], 5, True, True, 0)
-    assert (p.kind, p.particles, p.propagation) == ("icem", 5, "ts_inf") and p.particles == m.ensemble_size
-    assert (p.horizon, p.samples, p.iterations, p.elites) == (15, 40, 2, 4)
+    assert (p.kind, p.particles, p.propagation) == ("icem", 1, "mean")
+    assert (p.horizon, p.samples, p.iterations, p.elites) == (15, 40, 3, 4)
+    for name in ("pets_de", "pets_grbal", "pets_rebal"):  # every adaptive variant plans like pets
+        assert load_preset(name).planner == p
     assert pets.adapter == mb.adapter and pets.training == mb.training
     assert m.activation == mb.model.activation and m.learning_rate == mb.model.learning_rate
     data = yaml.safe_load((controllers_dir() / "pets.yaml").read_text())

@@ -303,12 +303,15 @@ class DynamicsModel(nn.Module):
             generator = sample if isinstance(sample, torch.Generator) else None
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             delta_n = torch.addcmul(mean, eps, (0.5 * logvar).exp())
+        elif averaged and self.config.elites:  # only the elites are evaluated, as one stacked call
+            k = self.elite_members.shape[0]
+            stack = [None if t is None else t.expand(k, *t.shape) for t in (obs_n, act_n, context)]
+            delta_n = self(*stack, stacked=True, members=self.elite_members).mean(0)
+            return obs + self.delta_norm.denormalize(delta_n)  # the mean of the elites' next observations
         else:
             delta_n = self(obs_n, act_n, context, member=index, stacked=stacked, members=members)
         next_obs = obs + self.delta_norm.denormalize(delta_n)
-        if averaged:
-            next_obs = next_obs[self.elite_members].mean(0) if self.config.elites else next_obs.mean(0)
-        return next_obs
+        return next_obs.mean(0) if averaged else next_obs
 
     def predict_distribution(self, obs: Tensor, act: Tensor, context: Tensor | None = None, *,
                              member: Member = "mean") -> tuple[Tensor, Tensor]:
