@@ -10,8 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from adaptive_mbrl.baselines.ensemble_layers import EnsembleMLP, PolyakPairMLP, ensemble_linear
 
 
-def _member(layers: list[tuple[torch.Tensor, torch.Tensor]], k: int) -> nn.Sequential:
-    """Member ``k`` of ensemble ``layers`` as a plain nn.Linear / ReLU stack (its own copy of the weights)."""
+def member_network(layers: list[tuple[torch.Tensor, torch.Tensor]], k: int = 0) -> nn.Sequential:
+    """Member ``k`` of ensemble ``layers`` as a plain nn.Linear / ReLU stack (its own copy of the weights);
+    also the reference networks of ``test_sac.py``."""
     modules: list[nn.Module] = []
     for i, (weight, bias) in enumerate(layers):
         linear = nn.Linear(weight.shape[2], weight.shape[1])
@@ -25,7 +26,7 @@ def _member(layers: list[tuple[torch.Tensor, torch.Tensor]], k: int) -> nn.Seque
 def test_ensemble_mlp_matches_separate_networks_in_values_and_gradients() -> None:
     torch.manual_seed(0)
     ens = EnsembleMLP(3, 4, [8, 6], 2)
-    members = [_member(ens.layers(), k) for k in range(3)]
+    members = [member_network(ens.layers(), k) for k in range(3)]
     x = torch.randn(5, 4)
     out = ens(x)                                                  # shared input -> [E, R, out]
     assert out.shape == (3, 5, 2)
@@ -101,7 +102,7 @@ def test_polyak_pair_evaluates_online_and_target_together_and_trains_only_the_on
     online, target = pair.pair(x, x_next)
     assert torch.allclose(online, pair(x), atol=1e-6) and torch.allclose(target, pair.target(x_next), atol=1e-6)
     assert not target.requires_grad and online.requires_grad
-    reference = _member(pair.online_layers(), 0)
+    reference = member_network(pair.online_layers(), 0)
     assert torch.allclose(online, reference(x), atol=1e-6)
     online.sum().backward()
     reference(x).sum().backward()

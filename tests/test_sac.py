@@ -11,6 +11,7 @@ from torch import nn
 from adaptive_mbrl.baselines.networks import TanhGaussianPolicy, tanh_gaussian_log_prob
 from adaptive_mbrl.baselines.presets import SACConfig
 from adaptive_mbrl.baselines.sac import SAC, q_target, v_target
+from test_ensemble_layers import member_network  # pytest puts tests/ first on sys.path
 
 
 def test_q_target_is_scaled_reward_plus_discounted_target_value_unless_done() -> None:
@@ -78,18 +79,6 @@ def test_update_uses_the_hand_computed_targets_on_constant_networks() -> None:
 
 # --- the update against a plain reference implementation of SAC v1 ----------------------------------------
 
-def _sequential(layers: list[tuple[torch.Tensor, torch.Tensor]], k: int = 0) -> nn.Sequential:
-    """Member ``k`` of ensemble ``layers`` as a plain nn.Linear / ReLU stack with a copy of its weights."""
-    modules: list[nn.Module] = []
-    for i, (weight, bias) in enumerate(layers):
-        linear = nn.Linear(weight.shape[2], weight.shape[1])
-        with torch.no_grad():
-            linear.weight.copy_(weight[k])
-            linear.bias.copy_(bias[k, :, 0])
-        modules += [linear] + ([nn.ReLU()] if i < len(layers) - 1 else [])
-    return nn.Sequential(*modules)
-
-
 def _reference_update(nets: dict[str, nn.Sequential], batch: tuple[torch.Tensor, ...], noise: torch.Tensor,
                       cfg: SACConfig) -> tuple[dict[str, float], dict[str, list[torch.Tensor]]]:
     """SAC v1 as first written (separate networks q1, q2, v, v_target, policy; three Adam steps, then the
@@ -126,9 +115,9 @@ def _reference_update(nets: dict[str, nn.Sequential], batch: tuple[torch.Tensor,
 
 
 def _as_reference(sac: SAC) -> dict[str, nn.Sequential]:
-    return {"q1": _sequential(sac.q.layers(), 0), "q2": _sequential(sac.q.layers(), 1),
-            "v": _sequential(sac.v.online_layers()), "v_target": _sequential(sac.v.target_layers()),
-            "policy": _sequential(sac.policy.body.layers())}
+    return {"q1": member_network(sac.q.layers(), 0), "q2": member_network(sac.q.layers(), 1),
+            "v": member_network(sac.v.online_layers()), "v_target": member_network(sac.v.target_layers()),
+            "policy": member_network(sac.policy.body.layers())}
 
 
 def test_update_matches_the_reference_sac_v1_losses_gradients_and_steps() -> None:
