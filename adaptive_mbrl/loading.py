@@ -40,15 +40,16 @@ def load_controller(checkpoint: str | Path, preset: "str | Path | ControllerPres
         robot: if given, the checkpoint must have been trained on this robot.
         device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...), checked before anything is loaded.
         seed: seeds the planner's (or the policy's) sampling.
-        overrides: model-based only: ``adapter.*`` / ``planner.*`` settings (``SECTION.KEY=VALUE``) applied
-            to the preset, validated like the YAML (e.g. ``["planner.samples=200"]``).
+        overrides: model-based: ``adapter.*`` / ``planner.*`` settings (``SECTION.KEY=VALUE``) applied
+            to the preset, validated like the YAML (e.g. ``["planner.samples=200"]``); PEARL: only
+            ``adapt_within_episode=true|false``; RL²: none.
         backend: simulator whose robot objective gives the reward (default: MuJoCo's).
         threads: torch intra-op threads, set process-wide when the controller is built (default
             :data:`~adaptive_mbrl.devices.DEFAULT_THREADS`; None leaves torch's setting).
 
     Raises:
-        ValueError: a bad device, a checkpoint of another robot, a preset or overrides for a baseline, or
-            an adapter that cannot run on the checkpoint's network.
+        ValueError: a bad device, a checkpoint of another robot, a preset for a baseline, overrides a
+            baseline cannot take, or an adapter that cannot run on the checkpoint's network.
         FileNotFoundError: no such file or shipped checkpoint.
     """
     torch_device = resolve_device(device)
@@ -61,12 +62,18 @@ def load_controller(checkpoint: str | Path, preset: "str | Path | ControllerPres
         from adaptive_mbrl.control import AdaptiveController
         return AdaptiveController.from_checkpoint(checkpoint, preset=preset, robot=robot, device=torch_device, seed=seed,
                                                   backend=backend, overrides=list(overrides or []), threads=threads)
-    for name, value in (("preset", preset), ("overrides", overrides)):
-        if value:
-            raise ValueError(f"checkpoint {str(checkpoint)!r} is a {kind} policy; {name} ({value!r}) applies to "
-                             "model-based checkpoints only")
+    if preset:
+        raise ValueError(f"checkpoint {str(checkpoint)!r} is a {kind} policy; preset ({preset!r}) applies to "
+                         "model-based checkpoints only")
+    from adaptive_mbrl.baselines.presets import baseline_run_options
+    try:
+        baseline_run_options(kind, list(overrides or []))
+    except ValueError as err:
+        raise ValueError(f"checkpoint {str(checkpoint)!r} is a {kind} policy; overrides {list(overrides or [])}: "
+                         f"{err}") from None
     if robot is not None and robot != payload["robot"]:
         raise ValueError(f"checkpoint {str(checkpoint)!r} was trained on robot {payload['robot']!r}, not {robot!r}")
     set_threads(threads)
     from adaptive_mbrl.baselines.controller import PolicyController
-    return PolicyController.from_checkpoint(path, device=torch_device, seed=seed, backend=backend)
+    return PolicyController.from_checkpoint(path, device=torch_device, seed=seed, backend=backend,
+                                            overrides=list(overrides or []))

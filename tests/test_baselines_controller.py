@@ -141,3 +141,58 @@ def test_baseline_controllers_keep_the_controller_contract() -> None:
     first = [ctrl.act(obs) for _ in range(3)]
     ctrl.reset()
     np.testing.assert_array_equal(np.stack([ctrl.act(obs) for _ in range(3)]), np.stack(first))
+
+
+@pytest.mark.parametrize("kind, overrides, expected", [
+    ("pearl", [], {}),
+    ("pearl", ["adapt_within_episode=false"], {"adapt_within_episode": False}),
+    ("pearl", [" adapt_within_episode = true "], {"adapt_within_episode": True}),
+])
+def test_baseline_run_options_parse_pearls_mode(kind: str, overrides: list[str], expected: dict) -> None:
+    from adaptive_mbrl.baselines.presets import baseline_run_options
+    assert baseline_run_options(kind, overrides) == expected
+
+
+@pytest.mark.parametrize("kind, overrides, field, words", [
+    ("pearl", ["planner.samples=8"], "planner.samples", "allowed: adapt_within_episode=true|false"),
+    ("pearl", ["context_window=4"], "context_window", "can change only adapt_within_episode=true|false"),
+    ("pearl", ["adapt_within_episode=maybe"], "adapt_within_episode", "got 'adapt_within_episode=maybe'"),
+    ("pearl", ["adapt_within_episode"], "adapt_within_episode", "expected adapt_within_episode=true|false"),
+    ("pearl", ["adapt_within_episode=true", "adapt_within_episode=false"], "adapt_within_episode", "given twice"),
+    ("rl2", ["adapt_within_episode=true"], "adapt_within_episode", "rl2 policy has no settings to change"),
+])
+def test_baseline_run_options_refuse_other_settings(kind: str, overrides: list[str], field: str, words: str) -> None:
+    from adaptive_mbrl.baselines.presets import baseline_run_options
+    with pytest.raises(ConfigError) as info:
+        baseline_run_options(kind, overrides)
+    assert info.value.field == field and words in str(info.value)
+
+
+def test_one_pearl_checkpoint_runs_in_either_mode_by_run_time_setting(tmp_path: Path) -> None:
+    """``adapt_within_episode`` from ``overrides`` (a suite entry's ``set:``): within the episode z follows the
+    latest transitions; between episodes z stays the one inferred at reset for the whole episode."""
+    torch.manual_seed(0)
+    ckpt = train_pearl(TINY_PEARL, RunSettings("cartpole", "weak_motor_train", seed=0), tmp_path / "run",
+                       progress=False)
+    within = am.load_controller(ckpt, seed=0, overrides=["adapt_within_episode=true"])
+    between = am.load_controller(ckpt, seed=0, overrides=["adapt_within_episode=false"])
+    assert isinstance(within, PEARLController) and within.within and within.describe()["adapt_within_episode"]
+    assert isinstance(between, PEARLController) and not between.within
+    assert not between.describe()["adapt_within_episode"]
+    zs = {}
+    for name, ctrl in (("within", within), ("between", between)):
+        env = am.make("cartpole", "weak_motor_test", seed=4, episode_steps=10)
+        obs, _ = env.reset()
+        ctrl.reset()
+        zs[name] = [ctrl.z.clone()]
+        for _ in range(5):
+            action = ctrl.act(obs)
+            next_obs, *_ = env.step(action)
+            ctrl.observe(obs, action, next_obs)
+            obs = next_obs
+            ctrl.act(obs)
+            zs[name].append(ctrl.z.clone())
+    assert all(torch.equal(z, zs["between"][0]) for z in zs["between"])
+    assert not any(torch.equal(z, zs["within"][0]) for z in zs["within"][1:])
+    with pytest.raises(ValueError, match="pearl policy; overrides .*context_window.*allowed: adapt_within_episode"):
+        am.load_controller(ckpt, overrides=["context_window=4"])

@@ -177,6 +177,30 @@ def test_set_on_a_baseline_checkpoint_is_refused(tmp_path: Path, tiny_cartpole_c
     assert [e.set for e in suite.robots[0].controllers] == [["planner.horizon=3"], ["planner.horizon=3"], []]
 
 
+def test_pearl_entries_set_only_its_adaptation_mode(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    """One PEARL checkpoint as two entries, between-episode and within-episode; RL² takes no setting."""
+    for kind in ("pearl", "rl2"):
+        twin = tmp_path / f"{kind}.yaml"
+        twin.write_text(yaml.safe_dump({"robot": "cartpole", "preset": {"kind": kind}}))
+        twin.with_suffix(".pt").write_bytes(b"")
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0]["controllers"] += [
+        {"label": "PEARL", "checkpoint": str(tmp_path / "pearl.pt"), "set": ["adapt_within_episode=false"]},
+        {"label": "PEARL-within", "checkpoint": str(tmp_path / "pearl.pt"), "set": ["adapt_within_episode=true"]}]
+    suite = load_suite(_write(tmp_path, data))
+    jobs, _ = expand_jobs(suite)
+    modes = {j.label: j.overrides for j in jobs if j.label.startswith("PEARL")}
+    assert modes == {"PEARL": ("adapt_within_episode=false",), "PEARL-within": ("adapt_within_episode=true",)}
+    data["robots"][0]["controllers"][-1]["set"] = ["adapt_within_episode=yes please"]
+    with pytest.raises(ConfigError) as err:
+        load_suite(_write(tmp_path, data))
+    assert err.value.field == "robots[0].controllers[3].set" and "adapt_within_episode=true|false" in str(err.value)
+    data["robots"][0]["controllers"][-1] = {"label": "RL2", "checkpoint": str(tmp_path / "rl2.pt"),
+                                            "set": ["adapt_within_episode=true"]}
+    with pytest.raises(ConfigError, match="'RL2' is a model-free baseline .*rl2 policy has no settings to change"):
+        load_suite(_write(tmp_path, data))
+
+
 def test_a_baseline_that_is_no_label_is_refused_listing_the_labels(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
     with pytest.raises(ConfigError) as err:
         load_suite(_write(tmp_path, _suite(str(tiny_cartpole_checkpoint), baseline="MBX")))

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from adaptive_mbrl.baselines.pearl import PEARLAgent, make_context
-from adaptive_mbrl.baselines.presets import PEARLPreset, baseline_from_dict
+from adaptive_mbrl.baselines.presets import PEARLPreset, baseline_from_dict, baseline_run_options
 from adaptive_mbrl.baselines.rl2 import RL2Policy, rl2_input
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.contract import check_action_bounds, real_vector
@@ -59,15 +59,22 @@ class PolicyController:
 
     @staticmethod
     def from_checkpoint(checkpoint: str | Path, device: torch.device | str | None = None, seed: int | None = None,
-                        deterministic: bool = True, backend: str | None = None,
+                        deterministic: bool = True, backend: str | None = None, overrides: Sequence[str] = (),
                         **options: Any) -> "PEARLController | RL2Controller":
         """Load a PEARL or RL² checkpoint written by ``train_pearl`` / ``train_rl2``.
 
-        ``options`` go to the controller (PEARL: ``adapt_within_episode``, ``context_window``, ``sample_z``).
+        ``options`` go to the controller (PEARL: ``adapt_within_episode``, ``context_window``, ``sample_z``);
+        ``overrides`` are run-time settings ``KEY=VALUE`` as a suite entry's ``set:`` gives them (PEARL:
+        ``adapt_within_episode=true|false``; RL²: none), checked by
+        :func:`~adaptive_mbrl.baselines.presets.baseline_run_options` (ConfigError naming the key).
         """
         payload = load_checkpoint(checkpoint, device)
         check_actuation(payload, checkpoint, load_robot(payload["robot"]).actuation.mode)
         preset = baseline_from_dict(payload["preset"], source=str(checkpoint), path="preset")
+        set_options = baseline_run_options(preset.kind, overrides)
+        if set_options.keys() & options.keys():
+            raise ValueError(f"{sorted(set_options.keys() & options.keys())} given both as overrides and as options")
+        options = {**options, **set_options}
         from adaptive_mbrl.envs.objectives import robot_objective
         reward_fn = robot_objective(payload["robot"], backend).reward
         obs_dim, action_dim = payload["obs_dim"], payload["action_dim"]
@@ -160,7 +167,10 @@ class PEARLController(PolicyController):
         self._stale = True
 
     def describe(self) -> dict[str, Any]:
-        return to_dict(self.preset)
+        """The preset with the mode this controller runs in (``adapt_within_episode``, ``context_window``,
+        ``sample_z`` as given at construction)."""
+        return {**to_dict(self.preset), "adapt_within_episode": self.within, "sample_z": self.sample,
+                "context_window": self.episode.maxlen or 0}
 
 
 class RL2Controller(PolicyController):

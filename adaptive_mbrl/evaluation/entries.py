@@ -6,8 +6,8 @@ suite file and the field:
 - a ``baseline`` that is none of the controller labels (the summary's ratio column divides by it);
 - a checkpoint trained on another robot than its block's (it would fail at the first step with an
   observation-size mismatch, after the other controllers' episodes had run);
-- ``set`` settings that do not apply to the entry's preset (the ``--set`` error messages), or any on a
-  model-free baseline's checkpoint.
+- ``set`` settings that do not apply to the entry's preset (the ``--set`` error messages); on a model-free
+  baseline's checkpoint only PEARL's ``adapt_within_episode=true|false`` applies.
 
 Only the checkpoints' metadata is read: the ``.yaml`` twin that :func:`~adaptive_mbrl.storage.checkpoint.
 save_checkpoint` writes next to the ``.pt``, or the ``.pt`` itself (``weights_only``) where there is none.
@@ -88,8 +88,14 @@ def _check_set(entry: ControllerEntry, summaries: dict[Path, dict[str, Any]], so
     from adaptive_mbrl.presets import ControllerPreset, load_preset, with_run_overrides
 
     if _is_baseline(summaries):
-        raise ConfigError(source, field, f"{entry.label!r} is a model-free baseline (PEARL / RL²): set: changes "
-                          "the adapter or planner of model-based checkpoints only")
+        from adaptive_mbrl.baselines.presets import baseline_run_options
+        for kind in dict.fromkeys(k for s in summaries.values() if (k := s["preset"].get("kind")) in BASELINE_KINDS):
+            try:
+                baseline_run_options(kind, entry.set)
+            except ConfigError as err:
+                raise ConfigError(source, field, f"{entry.label!r} is a model-free baseline (PEARL / RL²): "
+                                  f"{err.field}: {err.problem}") from None
+        return
     if entry.preset is not None:
         bases = [load_preset(entry.preset)]
     else:
