@@ -1,28 +1,47 @@
-"""Held-out return against environment steps of training, for GrBAL, ReBAL, MB, PEARL and RL² on one task family.
+"""Held-out return against environment steps of training, per method, on several held-out scenarios.
 
     python benchmarks/sample_efficiency.py --robot half_cheetah --train-scenario crippled_joint_train \
-        --test-scenario crippled_joint_test --budgets 50000 250000 1000000 --seeds 0 --episodes 3
+        --test-scenarios crippled_joint_test joint_break_midepisode --budgets 50000 200000 \
+        --method-budgets RL2=50000,1000000,5000000 --seeds 0 1 2 --episodes 3
 
-Each method trains with its shipped preset (``controllers/*.yaml``, ``controllers/baselines/*.yaml``) in
-``<runs-dir>/sample_<robot>_<train>_<method>[_<tag>]_s<seed>``, extended round by round (a resumed run may
-only grow ``training.iterations``) until its environment steps reach each budget in turn; the checkpoint at
-that point is kept as ``model_at_<budget>.pt`` with its step count and training wall-clock in
-``budgets.json``. A run that reaches ``--max-minutes`` of training wall-clock stops there and the table says
-which budgets it did not reach. ``--set SECTION.KEY=VALUE ... --tag NAME`` changes the model-based presets
-(MB, GrBAL, ReBAL) the same way (e.g. a smaller model), in run folders suffixed with NAME.
-``--runs-dir`` defaults to ``$ADAPTIVE_MBRL_RUNS``, else ``runs/``.
+Methods (``--methods``, default MB GrBAL ReBAL PEARL RL2): MB, GrBAL, ReBAL and the probabilistic-ensemble
+PE (preset ``pets``), PE-GrBAL (``pets_grbal``), PE-ReBAL (``pets_rebal``), all trained like the model-based
+methods, and the model-free PEARL and RL². Each trains with its shipped preset (``controllers/*.yaml``,
+``controllers/baselines/*.yaml``; ``--method-presets METHOD=PATH.yaml`` swaps in another file, e.g. a smaller
+PEARL) in ``<runs-dir>/sample_<robot>_<train>_<method>[_<tag>]_s<seed>`` (``pe_rebal`` for PE-ReBAL),
+extended round by round (a resumed run may only grow ``training.iterations``) until its environment steps
+reach each of its budgets in turn: ``--budgets``, or the method's own list from ``--method-budgets
+METHOD=B1,B2,...`` (e.g. RL² to millions while the model-based methods stop at 200k). The checkpoint at
+that point is kept as ``model_at_<budget>.pt`` with its step count, gradient steps and training wall-clock
+in ``budgets.json``. A run that reaches ``--max-minutes`` of training wall-clock stops there and the table
+says which budgets it did not reach. ``--set SECTION.KEY=VALUE ... --tag NAME`` changes every model-based
+preset the same way (e.g. a smaller model), in run folders suffixed with NAME (``--method-presets`` needs a
+tag too). ``--runs-dir`` defaults to ``$ADAPTIVE_MBRL_RUNS``, else ``runs/``.
 
 The kept checkpoints are evaluated as a suite (:func:`adaptive_mbrl.evaluation.run_suite`): one controller
-``<method>@<budget>`` each, ``--episodes`` episodes of the held-out scenario per training seed
-(environment seeds 10_000 + i, the same tasks for every method) on ``--workers`` local processes, in
-``<runs-dir>/sample_eval_<robot>_<train>_<test>[_<tag>]_<digest>`` (the digest covers the suite and the
-checkpoints' bytes: the same command resumes it, new checkpoints get a fresh folder). The script prints
-the suite's summary (ratios to the first method at its largest budget), then the data each budget
-actually used and its training wall-clock.
+``<label>@<budget>`` each, ``--episodes`` episodes of every held-out scenario (``--test-scenarios``;
+``--test-scenario`` is an alias) per training seed (environment seeds 10_000 + i, the same tasks for every
+method) on ``--workers`` local processes, in ``<runs-dir>/sample_eval_<robot>_<train>_<tests>[_<tag>]_<digest>``
+(the digest covers the suite and the checkpoints' bytes: the same command resumes it, new checkpoints get a
+fresh folder). PEARL's checkpoint is evaluated twice (suite ``set:``): ``PEARL`` in its original
+between-episode mode (``adapt_within_episode=false``: z inferred at the episode's start from the task's
+earlier episodes and fixed within the episode; a suite episode starts a new task, so there z comes from
+the prior) and ``PEARL-within`` (``adapt_within_episode=true``: z re-inferred at every step from the
+current episode's latest transitions, what a mid-episode change needs).
+
+The script prints the suite's summary (ratios to the first method at its largest budget), one table per
+held-out scenario of the return at each budget (mean over training seeds, with the seeds' min and max),
+and the training table: environment steps, gradient steps and training wall-clock per method and budget
+(seed means). Gradient steps: PEARL (SAC + encoder updates) and RL² (PPO minibatch steps) count them in
+their ``progress.json``; GrBAL / ReBAL / PE-GrBAL / PE-ReBAL take exactly ``meta.first_updates + rounds *
+meta.updates_per_iteration`` meta-updates; MB and PE refit with early stopping and record no count (``-``).
+It writes ``sample_efficiency.png`` into the suite's folder: held-out return against environment steps
+(log axis), one panel per held-out scenario, one line per method (mean over training seeds) with the
+seeds' min-max band.
 
 Everything resumes: run the same command again after an interruption or with larger budgets. Environment
 steps count every transition a method collected (random data, exploration, adaptation episodes); a budget
-can be overshot by up to one collection round, so the table prints the actual count.
+can be overshot by up to one collection round, so the tables print the actual count.
 """
 from __future__ import annotations
 
@@ -31,42 +50,75 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+import yaml
 
-from adaptive_mbrl.config import to_dict
+from adaptive_mbrl.config import ConfigError, to_dict
 from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, run_suite
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.storage.runs import RunSettings
 from adaptive_mbrl.trainer import AnyPreset, load_training_preset, train
+from adaptive_mbrl.training.meta_train import META_ADAPTERS
 
 from adaptive_mbrl.evaluation.results import file_sha256
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
 from _common import check_test_scenarios, default_runs_dir, keyed_folder
 
-MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal"}
+MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal", "PE": "pets", "PE-GrBAL": "pets_grbal",
+               "PE-ReBAL": "pets_rebal"}
 BASELINES = {"PEARL": "pearl", "RL2": "rl2"}
 METHODS = [*MODEL_BASED, *BASELINES]
+DEFAULT_METHODS = ["MB", "GrBAL", "ReBAL", "PEARL", "RL2"]
+EVAL_MODES: dict[str, list[tuple[str, list[str]]]] = {
+    "PEARL": [("PEARL", ["adapt_within_episode=false"]), ("PEARL-within", ["adapt_within_episode=true"])]}
+"""The suite entries of a method's checkpoint, ``(label, set:)``; a method not listed has one, its own name."""
 EPISODE_SEED = 10_000
 """Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method."""
+PLOT = "sample_efficiency.png"
+
+Records = dict[tuple[str, int], dict[str, dict]]
+"""``(method, seed) -> budgets.json`` of that run: budget (str) -> ``env_steps``, ``grad_steps`` (or None),
+``wall_clock_s``, ``checkpoint``."""
+
+
+def eval_modes(method: str) -> list[tuple[str, list[str]]]:
+    """``(label, set:)`` of each suite entry of ``method``'s checkpoints."""
+    return EVAL_MODES.get(method, [(method, [])])
 
 
 def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = "",
             runs_dir: Path | None = None) -> Path:
     """``method``'s training run folder (``seed="{seed}"``: the suite's checkpoint pattern)."""
     root = default_runs_dir() if runs_dir is None else Path(runs_dir)
-    return root / f"sample_{robot}_{scenario_slug(scenario)}_{method.lower()}{'_' + tag if tag else ''}_s{seed}"
+    slug = method.lower().replace("-", "_")
+    return root / f"sample_{robot}_{scenario_slug(scenario)}_{slug}{'_' + tag if tag else ''}_s{seed}"
 
 
-def method_preset(method: str, iterations: int, overrides: list[str]) -> AnyPreset:
-    """``method``'s shipped preset with ``iterations`` collection rounds; ``overrides``
+def method_preset(method: str, iterations: int, overrides: list[str], preset_file: Path | None = None) -> AnyPreset:
+    """``method``'s shipped preset (or ``preset_file``) with ``iterations`` collection rounds; ``overrides``
     (``SECTION.KEY=VALUE``) apply to the model-based presets only."""
-    name = {**MODEL_BASED, **BASELINES}[method]
+    name = preset_file or {**MODEL_BASED, **BASELINES}[method]
     return load_training_preset(name, iterations, overrides if method in MODEL_BASED else [])
+
+
+def check_method_preset(method: str, overrides: list[str], preset_file: Path | None) -> None:
+    """Fail before anything trains if ``method``'s preset does not load with ``overrides`` or
+    ``preset_file`` is of another family (a baseline file for a model-based method, PEARL for RL², ...)."""
+    try:
+        preset = method_preset(method, 0, overrides, preset_file)
+    except (ConfigError, ValueError) as err:
+        raise SystemExit(f"sample_efficiency.py: {method}'s preset: {err}") from None
+    kind = getattr(preset, "kind", None)
+    wanted = BASELINES.get(method)
+    if kind != wanted:
+        raise SystemExit(f"sample_efficiency.py: --method-presets {method}={preset_file}: a "
+                         f"{kind or 'model-based'} preset, but {method} needs a {wanted or 'model-based'} one")
 
 
 def _progress(folder: Path) -> dict | None:
@@ -74,10 +126,34 @@ def _progress(folder: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def gradient_steps(folder: Path, row: dict) -> int | None:
+    """Gradient steps of the run in ``folder`` at ``row`` (its progress document or a history row): the
+    trainer's own count (PEARL, RL²), else the meta-updates of a GrBAL / ReBAL schedule (``meta.first_updates
+    + row["iteration"] * meta.updates_per_iteration``, from the run's ``config.yaml``); None for a fitted
+    model (MB, PE: early-stopped epochs, not counted)."""
+    if row.get("grad_steps") is not None:
+        return int(row["grad_steps"])
+    preset = yaml.safe_load((folder / "config.yaml").read_text())["preset"]
+    if "iteration" in row and preset.get("adapter", {}).get("kind") in META_ADAPTERS:
+        return int(preset["meta"]["first_updates"] + row["iteration"] * preset["meta"]["updates_per_iteration"])
+    return None
+
+
+def _fill_gradient_steps(folder: Path, record: dict[str, dict]) -> dict[str, dict]:
+    """Add ``grad_steps`` to budgets recorded before it was kept, from the progress history row with the
+    same environment steps (None if there is none)."""
+    history = (_progress(folder) or {}).get("history", [])
+    for entry in record.values():
+        if "grad_steps" not in entry:
+            row = next((r for r in history if r.get("env_steps") == entry["env_steps"]), None)
+            entry["grad_steps"] = None if row is None else gradient_steps(folder, row)
+    return record
+
+
 def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: list[int], max_minutes: float,
-                  folder: Path, overrides: list[str]) -> dict[str, dict]:
-    """Extend the run in ``folder`` until each budget is reached (or the time limit); returns
-    ``budgets.json``."""
+                  folder: Path, make_preset: Callable[[int], AnyPreset]) -> dict[str, dict]:
+    """Extend the run in ``folder`` (``make_preset(rounds)``: its preset) until each budget is reached (or
+    the time limit); returns ``budgets.json``."""
     record_path = folder / "budgets.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     for budget in sorted(budgets):
@@ -91,28 +167,29 @@ def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: li
             if doc is not None and doc["wall_clock_s"] >= 60 * max_minutes:
                 print(f"{method} seed {seed}: stopped at {doc['env_steps']} steps after {max_minutes} min "
                       f"(budget {budget} not reached)", flush=True)
-                return record
+                return _fill_gradient_steps(folder, record)
             iterations = max(_next_iterations(doc, budget), asked + 1)  # a trainer may write nothing for 0 rounds
             if asked >= 1 and iterations > asked and _progress(folder) is None:
                 raise RuntimeError(f"{method}: training {asked} round(s) wrote no progress in {folder}")
-            train(method_preset(method, iterations, overrides), RunSettings(robot, scenario, seed=seed), folder,
-                  resume=True, progress=False)
+            train(make_preset(iterations), RunSettings(robot, scenario, seed=seed), folder, resume=True,
+                  progress=False)
             asked = iterations
         shutil.copyfile(folder / "model.pt", folder / f"model_at_{budget}.pt")
         if (folder / "model.yaml").is_file():  # the checkpoint's metadata twin (read by suite validation)
             shutil.copyfile(folder / "model.yaml", folder / f"model_at_{budget}.yaml")
-        record[str(budget)] = {"env_steps": doc["env_steps"], "wall_clock_s": doc["wall_clock_s"],
+        record[str(budget)] = {"env_steps": doc["env_steps"], "iteration": doc["iteration"],
+                               "grad_steps": gradient_steps(folder, doc), "wall_clock_s": doc["wall_clock_s"],
                                "checkpoint": str(folder / f"model_at_{budget}.pt")}
         record_path.write_text(json.dumps(record, indent=1))
         print(f"{method} seed {seed}: {doc['env_steps']} steps (budget {budget}) in {doc['wall_clock_s'] / 60:.1f} min",
               flush=True)
-    return record
+    return _fill_gradient_steps(folder, record)
 
 
 def reached_budgets(folder: Path) -> dict[str, dict]:
     """``budgets.json`` of the run in ``folder`` as it is (empty if none)."""
     path = folder / "budgets.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return _fill_gradient_steps(folder, json.loads(path.read_text())) if path.exists() else {}
 
 
 def _next_iterations(doc: dict | None, budget: int) -> int:
@@ -128,58 +205,183 @@ def _next_iterations(doc: dict | None, budget: int) -> int:
     return done + max(1, math.ceil((budget - doc["env_steps"]) / per_round))
 
 
-def build_suite(args: argparse.Namespace, records: dict[tuple[str, int], dict[str, dict]]) -> tuple[SuiteConfig, Path]:
-    """The evaluation suite of every kept checkpoint (``<method>@<budget>``; a seed whose run did not reach
-    the budget is skipped) and its run folder."""
+def method_budgets(args: argparse.Namespace, method: str) -> list[int]:
+    """``method``'s budgets in environment steps, ascending (``--method-budgets``, else ``--budgets``)."""
+    return sorted(args.method_budgets.get(method, args.budgets))
+
+
+def _reached(args: argparse.Namespace, records: Records, method: str, budget: int) -> dict[int, dict]:
+    """Seed -> ``budgets.json`` entry of the seeds whose ``method`` run reached ``budget``."""
+    return {s: records[method, s][str(budget)] for s in args.seeds if str(budget) in records[method, s]}
+
+
+def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig, Path]:
+    """The evaluation suite of every kept checkpoint (``<label>@<budget>``, one per evaluation mode; a seed
+    whose run did not reach the budget is skipped) and its run folder."""
     entries, weights = [], {}
     for method in args.methods:
-        for budget in sorted(args.budgets):
-            reached = {s: records[method, s][str(budget)] for s in args.seeds if str(budget) in records[method, s]}
+        for budget in method_budgets(args, method):
+            reached = _reached(args, records, method, budget)
             if not reached:
                 continue
-            label = f"{method}@{budget}"
             pattern = run_dir(args.robot, args.train_scenario, method, "{seed}", args.tag, args.runs_dir)
-            entries.append(ControllerEntry(label, str(pattern / f"model_at_{budget}.pt"), optional=True))
-            weights.update({f"{label} s{s}": file_sha256(entry["checkpoint"]) for s, entry in reached.items()})
+            for label, settings in eval_modes(method):
+                entries.append(ControllerEntry(f"{label}@{budget}", str(pattern / f"model_at_{budget}.pt"),
+                                               optional=True, set=list(settings)))
+                weights.update({f"{label}@{budget} s{s}": file_sha256(e["checkpoint"]) for s, e in reached.items()})
     if not entries:
         raise SystemExit("sample_efficiency.py: no run reached any budget yet (train without --eval-only)")
-    baseline = max((e.label for e in entries if e.label.startswith(f"{args.methods[0]}@")),
+    first = eval_modes(args.methods[0])[0][0]
+    baseline = max((e.label for e in entries if e.label.startswith(f"{first}@")),
                    key=lambda label: int(label.split("@")[1]), default=entries[0].label)
     suite = SuiteConfig(name=f"sample_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
                         episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
-                        baseline=baseline, robots=[RobotBlock(args.robot, [args.test_scenario], entries)],
+                        baseline=baseline, robots=[RobotBlock(args.robot, list(args.test_scenarios), entries)],
                         description=f"held-out return per training budget, trained on {args.train_scenario}")
     validate_suite(suite, "sample_efficiency.py")
+    tests = "+".join(scenario_slug(s) for s in args.test_scenarios)
     folder = keyed_folder(args.runs_dir, f"sample_eval_{args.robot}_{scenario_slug(args.train_scenario)}_"
-                          f"{scenario_slug(args.test_scenario)}{'_' + args.tag if args.tag else ''}",
-                          {"suite": to_dict(suite), "weights": weights})
+                          f"{tests}{'_' + args.tag if args.tag else ''}", {"suite": to_dict(suite), "weights": weights})
     return suite, folder
 
 
-def print_budget_table(args: argparse.Namespace, records: dict[tuple[str, int], dict[str, dict]]) -> None:
-    """The environment steps each budget actually used and the training wall-clock to reach it (seed means)."""
-    print("| method | budget (env steps) | env steps used | seeds reached | training wall-clock (min) |")
-    print("|---|---:|---:|---:|---:|")
+def return_curves(args: argparse.Namespace, records: Records, episodes: list[dict]) -> list[dict]:
+    """One row per (held-out scenario, label, budget) evaluated: ``env_steps`` (mean over the seeds that
+    reached the budget), the return as ``mean`` over those seeds of each seed's mean episode return, its
+    ``low`` / ``high`` (the seeds' min / max) and ``seeds``."""
+    per_seed: dict[tuple[str, str, int], list[float]] = {}
+    for e in episodes:
+        per_seed.setdefault((e["scenario"], e["label"], e["seed"]), []).append(e["return"])
+    rows = []
+    for scenario in args.test_scenarios:
+        for method in args.methods:
+            for label, _ in eval_modes(method):
+                for budget in method_budgets(args, method):
+                    reached = _reached(args, records, method, budget)
+                    returns = [float(np.mean(per_seed[scenario, f"{label}@{budget}", s])) for s in reached
+                               if (scenario, f"{label}@{budget}", s) in per_seed]
+                    if returns:
+                        rows.append({"scenario": scenario, "label": label, "budget": budget,
+                                     "env_steps": float(np.mean([e["env_steps"] for e in reached.values()])),
+                                     "mean": float(np.mean(returns)), "low": min(returns), "high": max(returns),
+                                     "seeds": len(returns)})
+    return rows
+
+
+def print_return_tables(args: argparse.Namespace, rows: list[dict]) -> None:
+    """Per held-out scenario: the return of each label at each budget (mean and min-max over training seeds)."""
+    for scenario in args.test_scenarios:
+        print(f"\nHeld-out {scenario}:\n")
+        print("| method | budget (env steps) | env steps used | seeds | return (mean over seeds) | seeds' min | "
+              "seeds' max |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in (r for r in rows if r["scenario"] == scenario):
+            print(f"| {r['label']} | {r['budget']} | {r['env_steps']:.0f} | {r['seeds']} | {r['mean']:.1f} | "
+                  f"{r['low']:.1f} | {r['high']:.1f} |")
+
+
+def plot_curves(rows: list[dict], scenarios: list[str], path: Path, title: str) -> Path:
+    """``path`` (PNG): held-out return against environment steps (log x), one panel per scenario, one line
+    per label (mean over training seeds) with the seeds' min-max band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios):
+        for label in dict.fromkeys(r["label"] for r in rows):
+            mine = sorted((r for r in rows if (r["scenario"], r["label"]) == (scenario, label)),
+                          key=lambda r: r["env_steps"])
+            if not mine:
+                continue
+            x = [r["env_steps"] for r in mine]
+            line, = ax.plot(x, [r["mean"] for r in mine], marker="o", label=label)
+            ax.fill_between(x, [r["low"] for r in mine], [r["high"] for r in mine], color=line.get_color(), alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_title(scenario)
+        ax.set_xlabel("environment steps of training")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("held-out return (mean over training seeds)")
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def print_budget_table(args: argparse.Namespace, records: Records) -> None:
+    """Per method and budget (seed means): the environment steps actually used, the gradient steps (``-``:
+    not counted, see the module docstring) and the training wall-clock to reach it."""
+    print("| method | budget (env steps) | env steps used | gradient steps | seeds reached | "
+          "training wall-clock (min) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for method in args.methods:
-        for budget in sorted(args.budgets):
-            reached = [records[method, s][str(budget)] for s in args.seeds if str(budget) in records[method, s]]
+        for budget in method_budgets(args, method):
+            reached = list(_reached(args, records, method, budget).values())
             if not reached:
-                print(f"| {method} | {budget} | not reached | 0 / {len(args.seeds)} | - |")
+                print(f"| {method} | {budget} | not reached | - | 0 / {len(args.seeds)} | - |")
                 continue
             steps = int(np.mean([e["env_steps"] for e in reached]))
+            grads = [e.get("grad_steps") for e in reached]
+            grad = "-" if any(g is None for g in grads) else str(int(np.mean(grads)))
             wall = np.mean([e["wall_clock_s"] for e in reached]) / 60
-            print(f"| {method} | {budget} | {steps} | {len(reached)} / {len(args.seeds)} | {wall:.1f} |")
+            print(f"| {method} | {budget} | {steps} | {grad} | {len(reached)} / {len(args.seeds)} | {wall:.1f} |")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_method_values(parser: argparse.ArgumentParser, flag: str, items: list[str], methods: list[str],
+                        parse: Callable[[str], object]) -> dict[str, object]:
+    """``METHOD=VALUE`` items of ``flag`` as method -> ``parse(VALUE)``; a parser error names the item and the
+    allowed methods (those of ``--methods``), a repeated method or a value ``parse`` refuses (ValueError)."""
+    values: dict[str, object] = {}
+    for item in items:
+        method, sep, text = item.partition("=")
+        if not sep or method not in METHODS:
+            parser.error(f"{flag} {item!r}: expected METHOD=VALUE with METHOD one of {', '.join(METHODS)}")
+        if method not in methods:
+            parser.error(f"{flag} {item!r}: {method} is not among --methods ({' '.join(methods)})")
+        if method in values:
+            parser.error(f"{flag}: {method} given twice")
+        try:
+            values[method] = parse(text)
+        except ValueError as err:
+            parser.error(f"{flag} {item!r}: {err}")
+    return values
+
+
+def _budget_list(text: str) -> list[int]:
+    """``"50000,1000000"`` -> ``[50000, 1000000]`` (distinct integers >= 1)."""
+    try:
+        budgets = [int(b) for b in text.split(",")]
+    except ValueError:
+        raise ValueError("budgets must be comma-separated integers, e.g. RL2=50000,1000000,5000000") from None
+    if min(budgets) < 1 or len(set(budgets)) != len(budgets):
+        raise ValueError("budgets must be distinct and at least 1")
+    return budgets
+
+
+def _preset_file(text: str) -> Path:
+    path = Path(text)
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        raise ValueError(f"{text!r} is no existing .yaml preset file")
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robot", default="half_cheetah")
     parser.add_argument("--train-scenario", default="crippled_joint_train")
-    parser.add_argument("--test-scenario", default="crippled_joint_test")
-    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    parser.add_argument("--budgets", nargs="+", type=int, default=[50_000, 250_000, 1_000_000])
+    parser.add_argument("--test-scenarios", "--test-scenario", dest="test_scenarios", nargs="+",
+                        default=["crippled_joint_test"], help="held-out scenarios (one table and plot panel each)")
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=METHODS)
+    parser.add_argument("--budgets", nargs="+", type=int, default=[50_000, 250_000, 1_000_000],
+                        help="environment-step budgets of every method without --method-budgets")
+    parser.add_argument("--method-budgets", nargs="+", default=[], metavar="METHOD=B1,B2,...",
+                        help="a method's own budgets, e.g. RL2=50000,1000000,5000000")
+    parser.add_argument("--method-presets", nargs="+", default=[], metavar="METHOD=PATH.yaml",
+                        help="train a method with this preset file instead of its shipped one (needs --tag)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--episodes", type=int, default=3, help="held-out episodes per checkpoint")
+    parser.add_argument("--episodes", type=int, default=3, help="held-out episodes per checkpoint and scenario")
     parser.add_argument("--episode-steps", type=int, default=None,
                         help="evaluation episode length in control steps (default: the robot's)")
     parser.add_argument("--max-minutes", type=float, default=120.0, help="training wall-clock limit per run")
@@ -188,19 +390,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(),
                         help="where the run folders live (default: $ADAPTIVE_MBRL_RUNS or runs/)")
     parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
-                        help="change the model-based presets (MB, GrBAL, ReBAL) the same way, e.g. "
+                        help="change every model-based preset (MB, GrBAL, ReBAL, PE, ...) the same way, e.g. "
                         "model.hidden_sizes=[64,64] (training.iterations is set by the budgets)")
-    parser.add_argument("--tag", default="", help="run-folder suffix, required with --set")
+    parser.add_argument("--tag", default="", help="run-folder suffix, required with --set and --method-presets")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true",
                         help="no training: evaluate the budgets already reached (<runs-dir>/.../budgets.json)")
-    args = parser.parse_args()
-    if args.overrides and not args.tag:
-        parser.error("--set needs --tag NAME (the run folders get it as a suffix)")
+    args = parser.parse_args(argv)
+    if (args.overrides or args.method_presets) and not args.tag:
+        parser.error("--set and --method-presets need --tag NAME (the run folders get it as a suffix)")
     if any(o.startswith("training.iterations=") for o in args.overrides):
         parser.error("--set training.iterations: the budgets decide the rounds")
     if args.episodes < 1 or min(args.budgets) < 1:
         parser.error("--episodes and --budgets must be at least 1")
+    args.methods = list(dict.fromkeys(args.methods))
+    args.method_budgets = parse_method_values(parser, "--method-budgets", args.method_budgets, args.methods,
+                                              _budget_list)
+    args.method_presets = parse_method_values(parser, "--method-presets", args.method_presets, args.methods,
+                                              _preset_file)
     return args
 
 
@@ -209,26 +416,33 @@ def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.overrides:
-        method_preset("MB", 0, args.overrides)  # a bad setting fails before anything trains
+    for method in args.methods:  # a bad setting or preset file fails before anything trains
+        if (method in MODEL_BASED and args.overrides) or method in args.method_presets:
+            check_method_preset(method, args.overrides, args.method_presets.get(method))
     if not args.train_only:
-        check_test_scenarios(args.robot, [args.test_scenario], args.episode_steps)
-    records = {}
+        check_test_scenarios(args.robot, args.test_scenarios, args.episode_steps)
+    records: Records = {}
     for seed in args.seeds:
         for method in args.methods:
             folder = run_dir(args.robot, args.train_scenario, method, seed, args.tag, args.runs_dir)
+            preset_file = args.method_presets.get(method)
             records[method, seed] = (reached_budgets(folder) if args.eval_only else reach_budgets(
-                method, args.robot, args.train_scenario, seed, args.budgets, args.max_minutes, folder,
-                args.overrides))
+                method, args.robot, args.train_scenario, seed, method_budgets(args, method), args.max_minutes, folder,
+                lambda rounds, m=method, f=preset_file: method_preset(m, rounds, args.overrides, f)))
     if args.train_only:
         print()
         print_budget_table(args, records)
         return
     suite, folder = build_suite(args, records)
-    print(f"\n{args.robot}: trained on {args.train_scenario}, held-out {args.test_scenario}, seeds {args.seeds}, "
-          f"{args.episodes} episodes per checkpoint; evaluation in {folder}\n", flush=True)
+    print(f"\n{args.robot}: trained on {args.train_scenario}, held-out {' '.join(args.test_scenarios)}, seeds "
+          f"{args.seeds}, {args.episodes} episodes per checkpoint and scenario; evaluation in {folder}\n", flush=True)
     run_suite(suite, folder, LocalExecutor(args.workers))
     print((folder / "summary.md").read_text())
+    rows = return_curves(args, records, json.loads((folder / "episodes.json").read_text()))
+    print_return_tables(args, rows)
+    plot = plot_curves(rows, list(args.test_scenarios), folder / PLOT,
+                       f"{args.robot}: trained on {args.train_scenario}, seeds {args.seeds}")
+    print(f"\nplot: {plot}\n")
     print_budget_table(args, records)
 
 

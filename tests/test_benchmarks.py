@@ -8,6 +8,7 @@ planner, 20-40-step evaluation episodes.
 from __future__ import annotations
 
 import ast
+import json
 import math
 import os
 import re
@@ -158,20 +159,81 @@ def test_adaptation_gain_scores_every_method_on_the_same_windows(adaptation_runs
 
 # --- sample_efficiency.py, mb_learning.py: their own tiny trainings ------------------------------------
 
+TINY_PEARL_YAML = {"name": "tiny_pearl", "kind": "pearl", "encoder_hidden": [16], "context_window": 8,
+                   "sac": {"hidden_sizes": [16]},
+                   "training": {"train_tasks": 3, "initial_episodes": 1, "iterations": 1, "tasks_per_iteration": 1,
+                                "grad_steps": 3, "meta_batch": 2, "batch_size": 8, "context_batch": 4,
+                                "episode_steps": 20}}
+"""PEARL at smoke size: 3 tasks x 1 initial episode of 20 steps, then 2 episodes (40 steps) and 3 gradient
+steps per round."""
+
+
 def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_path: Path) -> None:
-    lines = run_script("sample_efficiency", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
-                       "--test-scenario", "weak_motor_test", "--methods", "MB", "--budgets", "200", "300",
-                       "--episodes", "1", "--episode-steps", "20", "--tag", "smoke", "--threads", "1",
-                       "--set", *TINY_TRAINING, "training.steps_per_iteration=100", *TINY_PLANNER,
-                       runs_dir=tmp_path)
+    """Per-method budgets, PE among the model-based methods, PEARL (a tiny preset file) evaluated in both
+    modes on two held-out scenarios, the gradient-step column, the plot; a rerun resumes everything."""
+    pearl = tmp_path / "tiny_pearl.yaml"
+    pearl.write_text(yaml.safe_dump(TINY_PEARL_YAML))
+    runs = tmp_path / "runs"
+    args = ["--robot", "cartpole", "--train-scenario", "weak_motor_train", "--test-scenarios", "weak_motor_test",
+            "tip_payload_test", "--methods", "MB", "GrBAL", "PE", "PEARL", "--budgets", "200", "300",
+            "--method-budgets", "PEARL=100,140", "PE=200", "--method-presets", f"PEARL={pearl}", "--episodes", "1",
+            "--episode-steps", "20", "--tag", "smoke", "--threads", "1",
+            "--set", *TINY_TRAINING, "training.steps_per_iteration=100", *TINY_PLANNER]
+    lines = run_script("sample_efficiency", *args, runs_dir=runs)
+    labels = ["MB@200", "MB@300", "GrBAL@200", "GrBAL@300", "PE@200", "PEARL@100", "PEARL-within@100",
+              "PEARL@140", "PEARL-within@140"]
     rows = table(lines, "| scenario | method | episodes | return |")
-    assert [r["method"] for r in rows] == ["MB@200", "MB@300"]
+    assert [(r["scenario"], r["method"]) for r in rows] == [(s, m) for s in ("tip_payload_test", "weak_motor_test")
+                                                            for m in labels]
     assert all(math.isfinite(number(r["return"])) for r in rows)
-    budgets = table(lines, "| method | budget (env steps) |")
-    assert [(r["budget (env steps)"], r["env steps used"], r["seeds reached"]) for r in budgets] == [
-        ("200", "200", "1 / 1"), ("300", "300", "1 / 1")]
-    run = tmp_path / "sample_cartpole_weak_motor_train_mb_smoke_s0"
-    assert all((run / f"model_at_{b}.{ext}").is_file() for b in (200, 300) for ext in ("pt", "yaml"))
+    for scenario in ("weak_motor_test", "tip_payload_test"):
+        curve = table(lines[lines.index(f"Held-out {scenario}:"):], "| method | budget (env steps) | env steps used "
+                      "| seeds | return")
+        assert [(r["method"], r["budget (env steps)"], r["env steps used"]) for r in curve] == [
+            ("MB", "200", "200"), ("MB", "300", "300"), ("GrBAL", "200", "200"), ("GrBAL", "300", "300"),
+            ("PE", "200", "200"), ("PEARL", "100", "100"), ("PEARL", "140", "140"), ("PEARL-within", "100", "100"),
+            ("PEARL-within", "140", "140")]
+    budgets = table(lines, "| method | budget (env steps) | env steps used | gradient steps |")
+    # GrBAL: meta.first_updates=5 + 5 per round; PEARL: 3 per round; MB / PE count none
+    assert [(r["method"], r["budget (env steps)"], r["env steps used"], r["gradient steps"], r["seeds reached"])
+            for r in budgets] == [("MB", "200", "200", "-", "1 / 1"), ("MB", "300", "300", "-", "1 / 1"),
+                                  ("GrBAL", "200", "200", "5", "1 / 1"), ("GrBAL", "300", "300", "10", "1 / 1"),
+                                  ("PE", "200", "200", "-", "1 / 1"), ("PEARL", "100", "100", "3", "1 / 1"),
+                                  ("PEARL", "140", "140", "6", "1 / 1")]
+    plot = Path(next(line for line in lines if line.startswith("plot: "))[len("plot: "):])
+    assert plot.name == "sample_efficiency.png" and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    episodes = json.loads((plot.parent / "episodes.json").read_text())
+    modes = {(e["label"], tuple(e["overrides"])) for e in episodes if e["label"].startswith("PEARL")}
+    assert modes == {(f"PEARL@{b}", ("adapt_within_episode=false",)) for b in (100, 140)} | {
+        (f"PEARL-within@{b}", ("adapt_within_episode=true",)) for b in (100, 140)}
+    for method, budgets_kept in (("mb", (200, 300)), ("pe", (200,)), ("pearl", (100, 140))):
+        run = runs / f"sample_cartpole_weak_motor_train_{method}_smoke_s0"
+        assert all((run / f"model_at_{b}.{ext}").is_file() for b in budgets_kept for ext in ("pt", "yaml"))
+    # budgets.json written before the gradient steps were kept get them from the progress history
+    record_path = runs / "sample_cartpole_weak_motor_train_pearl_smoke_s0" / "budgets.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({b: {k: v for k, v in e.items() if k != "grad_steps"}
+                                       for b, e in record.items()}))
+    again = run_script("sample_efficiency", *args, "--eval-only", runs_dir=runs)
+    assert not any(line.startswith("[") for line in again)  # every episode resumed, none played again
+    assert table(again, "| method | budget (env steps) | env steps used | gradient steps |") == budgets
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--method-budgets", "RL3=5"], "expected METHOD=VALUE with METHOD one of MB, GrBAL"),
+    (["--method-budgets", "RL2=5"], "RL2 is not among --methods (MB)"),
+    (["--method-budgets", "MB=5,x"], "budgets must be comma-separated integers"),
+    (["--method-budgets", "MB=5", "MB=6"], "MB given twice"),
+    (["--method-presets", "MB=nope.yaml", "--tag", "t"], "'nope.yaml' is no existing .yaml preset file"),
+    (["--method-presets", "MB=controllers/baselines/pearl.yaml", "--tag", "t"],
+     "a pearl preset, but MB needs a model-based one"),
+])
+def test_sample_efficiency_refuses_bad_method_settings_before_training(tmp_path: Path, extra: list[str],
+                                                                       words: str) -> None:
+    result = start_script("sample_efficiency", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
+                          "--methods", "MB", *extra, runs_dir=tmp_path)
+    assert result.returncode != 0 and words in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing trained
 
 
 def test_mb_learning_prints_the_learning_curve_and_the_evaluation(tmp_path: Path) -> None:
