@@ -13,10 +13,10 @@ extended round by round (a resumed run may only grow ``training.iterations``) un
 reach each of its budgets in turn: ``--budgets``, or the method's own list from ``--method-budgets
 METHOD=B1,B2,...`` (e.g. RL² to millions while the model-based methods stop at 200k). The checkpoint at
 that point is kept as ``model_at_<budget>.pt`` with its step count, gradient steps and training wall-clock
-in ``budgets.json``. A run that reaches ``--max-minutes`` of training wall-clock stops there and the table
-says which budgets it did not reach. ``--set SECTION.KEY=VALUE ... --tag NAME`` changes every model-based
-preset the same way (e.g. a smaller model), in run folders suffixed with NAME (``--method-presets`` needs a
-tag too). ``--runs-dir`` defaults to ``$ADAPTIVE_MBRL_RUNS``, else ``runs/``.
+in ``budgets.json``. A run that reaches ``--max-minutes`` of training wall-clock (``--method-max-minutes
+METHOD=MINUTES``: the method's own limit) stops there and the table says which budgets it did not reach.
+``--set SECTION.KEY=VALUE ... --tag NAME`` changes every model-based preset the same way (e.g. a smaller
+model), in run folders suffixed with NAME (``--method-presets`` needs a tag too). ``--runs-dir`` defaults to ``$ADAPTIVE_MBRL_RUNS``, else ``runs/``.
 
 The kept checkpoints are evaluated as a suite (:func:`adaptive_mbrl.evaluation.run_suite`): one controller
 ``<label>@<budget>`` each, ``--episodes`` episodes of every held-out scenario (``--test-scenarios``;
@@ -360,6 +360,13 @@ def _budget_list(text: str) -> list[int]:
     return budgets
 
 
+def _minutes(text: str) -> float:
+    minutes = float(text)
+    if not minutes > 0:
+        raise ValueError("minutes must be positive")
+    return minutes
+
+
 def _preset_file(text: str) -> Path:
     path = Path(text)
     if path.suffix not in (".yaml", ".yml") or not path.is_file():
@@ -385,6 +392,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--episode-steps", type=int, default=None,
                         help="evaluation episode length in control steps (default: the robot's)")
     parser.add_argument("--max-minutes", type=float, default=120.0, help="training wall-clock limit per run")
+    parser.add_argument("--method-max-minutes", nargs="+", default=[], metavar="METHOD=MINUTES",
+                        help="a method's own training wall-clock limit per run, e.g. RL2=1440")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for training")
     parser.add_argument("--workers", type=int, default=1, help="local processes for the evaluation episodes")
     parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(),
@@ -408,6 +417,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                               _budget_list)
     args.method_presets = parse_method_values(parser, "--method-presets", args.method_presets, args.methods,
                                               _preset_file)
+    args.method_max_minutes = parse_method_values(parser, "--method-max-minutes", args.method_max_minutes,
+                                                  args.methods, _minutes)
     return args
 
 
@@ -427,7 +438,8 @@ def main() -> None:
             folder = run_dir(args.robot, args.train_scenario, method, seed, args.tag, args.runs_dir)
             preset_file = args.method_presets.get(method)
             records[method, seed] = (reached_budgets(folder) if args.eval_only else reach_budgets(
-                method, args.robot, args.train_scenario, seed, method_budgets(args, method), args.max_minutes, folder,
+                method, args.robot, args.train_scenario, seed, method_budgets(args, method),
+                args.method_max_minutes.get(method, args.max_minutes), folder,
                 lambda rounds, m=method, f=preset_file: method_preset(m, rounds, args.overrides, f)))
     if args.train_only:
         print()

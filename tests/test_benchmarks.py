@@ -219,11 +219,22 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
     assert table(again, "| method | budget (env steps) | env steps used | gradient steps |") == budgets
 
 
+def test_sample_efficiency_stops_a_method_at_its_own_time_limit(tmp_path: Path) -> None:
+    lines = run_script("sample_efficiency", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
+                       "--methods", "MB", "--budgets", "200", "300", "--method-max-minutes", "MB=0.000001",
+                       "--max-minutes", "60", "--train-only", "--tag", "smoke", "--threads", "1",
+                       "--set", *TINY_TRAINING, "training.steps_per_iteration=100", runs_dir=tmp_path)
+    assert "MB seed 0: stopped at 200 steps after 1e-06 min (budget 300 not reached)" in lines
+    rows = table(lines, "| method | budget (env steps) |")
+    assert [(r["budget (env steps)"], r["env steps used"]) for r in rows] == [("200", "200"), ("300", "not reached")]
+
+
 @pytest.mark.parametrize("extra, words", [
     (["--method-budgets", "RL3=5"], "expected METHOD=VALUE with METHOD one of MB, GrBAL"),
     (["--method-budgets", "RL2=5"], "RL2 is not among --methods (MB)"),
     (["--method-budgets", "MB=5,x"], "budgets must be comma-separated integers"),
     (["--method-budgets", "MB=5", "MB=6"], "MB given twice"),
+    (["--method-max-minutes", "MB=0"], "--method-max-minutes 'MB=0': minutes must be positive"),
     (["--method-presets", "MB=nope.yaml", "--tag", "t"], "'nope.yaml' is no existing .yaml preset file"),
     (["--method-presets", "MB=controllers/baselines/pearl.yaml", "--tag", "t"],
      "a pearl preset, but MB needs a model-based one"),
