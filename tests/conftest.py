@@ -32,3 +32,22 @@ def tiny_cartpole_checkpoint(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("checkpoints") / "tiny_mb.pt"
     return save_checkpoint(path, robot="cartpole", obs_dim=5, action_dim=1, preset=to_dict(preset),
                            model_state=model.state_dict())
+
+
+@pytest.fixture(scope="session")
+def tiny_pearl_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """A checkpoint of an untrained tiny cart-pole PEARL agent (seeded weights): its encoder maps a context
+    to another posterior than the prior, enough to see whether a controller got one."""
+    import torch
+
+    from adaptive_mbrl.baselines.pearl import PEARLAgent
+    from adaptive_mbrl.baselines.presets import PEARLPreset, SACConfig
+    from adaptive_mbrl.config import to_dict
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
+
+    preset = PEARLPreset(name="tiny", encoder_hidden=[16], context_window=8, sac=SACConfig(hidden_sizes=[16]))
+    torch.manual_seed(0)
+    agent = PEARLAgent(5, 1, preset)
+    path = tmp_path_factory.mktemp("checkpoints") / "tiny_pearl.pt"
+    return save_checkpoint(path, robot="cartpole", obs_dim=5, action_dim=1, preset=to_dict(preset),
+                           model_state=agent.state_dict())

@@ -1,9 +1,10 @@
 """One evaluation episode: any checkpoint's controller, mid-episode changes recorded, seeded jobs."""
 import numpy as np
 import pytest
+import torch
 
 from adaptive_mbrl.control import AdaptiveController
-from adaptive_mbrl.evaluation import EpisodeJob, load_controller, run_episode, run_job
+from adaptive_mbrl.evaluation import EpisodeJob, EpisodeRecord, load_controller, run_episode, run_job
 
 
 def test_load_controller_runs_a_model_checkpoint_with_another_preset(tiny_cartpole_checkpoint) -> None:
@@ -42,3 +43,94 @@ def test_a_preset_for_a_policy_checkpoint_is_refused(tmp_path) -> None:
                            preset=to_dict(load_baseline_preset("pearl")), model_state={})
     with pytest.raises(ValueError, match="model-based checkpoints only"):
         load_controller(path, "mb_de")
+
+
+# --- warm-up: earlier episodes of the same task before the scored one (PEARL's protocol, RL²'s trials) ------
+
+@pytest.fixture
+def reset_tasks(monkeypatch) -> list[tuple]:
+    """``(task, initial observation)`` of every RobotEnv.reset, in order."""
+    from adaptive_mbrl.envs.robot_env import RobotEnv
+
+    seen, reset = [], RobotEnv.reset
+
+    def recording(self, **kwargs):
+        obs, info = reset(self, **kwargs)
+        seen.append((info["task"], obs.copy()))
+        return obs, info
+
+    monkeypatch.setattr(RobotEnv, "reset", recording)
+    return seen
+
+
+def test_warmup_gives_pearls_scored_episode_the_context_of_the_same_task(tiny_pearl_checkpoint, reset_tasks) -> None:
+    """Between-episode PEARL: without warm-up the scored episode acts with the prior's z; with one warm-up
+    episode its z is inferred from that episode's transitions, on the very task the scored episode runs."""
+    def scored_z(warmup: int) -> tuple[torch.Tensor, int, EpisodeRecord]:
+        ctrl = load_controller(tiny_pearl_checkpoint, seed=0, overrides=["adapt_within_episode=false"])
+        start = {}
+        record = run_episode(ctrl, "cartpole", "motor_fault_midepisode", seed=5, episode_steps=110,
+                             warmup_episodes=warmup,
+                             on_step=lambda env, k: start.update(z=ctrl.z.clone(), n=len(ctrl.task_context))
+                             if k == 0 else None)
+        return start["z"], start["n"], record
+
+    prior_z, prior_n, plain = scored_z(0)
+    del reset_tasks[:]
+    z, n, record = scored_z(1)
+    assert prior_n == 0 and plain.warmup_steps == 0
+    assert n == 110 and record.warmup_steps == 110 and record.warmup_wall_s > 0
+    assert not torch.allclose(z, prior_z)  # the posterior given the warm-up episode, not the prior
+    assert record.change_steps == [100] and len(record.rewards) == 110
+    # the task-drawing reset, the warm-up episode, the scored episode: one task (with its motor fault event),
+    # the warm-up from another initial state than the scored episode's
+    (drawn, _), (warm, warm_obs), (scored, scored_obs) = reset_tasks
+    assert drawn == warm == scored and scored.events
+    assert not np.allclose(warm_obs, scored_obs)
+
+
+class _Recorder:
+    """A context-free controller (constant action) that logs its resets' ``new_task``."""
+
+    def __init__(self) -> None:
+        self.resets: list[bool] = []
+
+    def reset(self, new_task: bool = True) -> None:
+        self.resets.append(new_task)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.full(1, 0.3, np.float32)
+
+    def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> None:
+        pass
+
+
+def test_the_scored_episode_is_played_as_without_warmup(reset_tasks) -> None:
+    """Warm-up changes only the controller's context: the scored episode has the same task and initial state;
+    the controller starts a new task once, then continues it."""
+    plain, warm = _Recorder(), _Recorder()
+    without = run_episode(plain, "cartpole", "weak_motor_test", seed=7, episode_steps=15)
+    with_warmup = run_episode(warm, "cartpole", "weak_motor_test", seed=7, episode_steps=15, warmup_episodes=2)
+    assert with_warmup.rewards == without.rewards and with_warmup.warmup_steps == 30
+    assert plain.resets == [True] and warm.resets == [True, False, False]
+    tasks = [task for task, _ in reset_tasks]
+    assert all(task == tasks[0] for task in tasks)
+    starts = [obs for _, obs in reset_tasks]  # plain; warm-up draw, warm-up 0, warm-up 1; scored
+    assert np.array_equal(starts[0], starts[-1]) and np.array_equal(starts[0], starts[1])
+    assert not np.allclose(starts[2], starts[0]) and not np.allclose(starts[3], starts[2])
+
+
+def test_warmup_is_refused_for_a_controller_without_task_context(tiny_cartpole_checkpoint) -> None:
+    controller = load_controller(tiny_cartpole_checkpoint, seed=0)
+    with pytest.raises(TypeError, match="AdaptiveController.reset\\(\\) takes no new_task"):
+        run_episode(controller, "cartpole", "weak_motor_test", seed=1, episode_steps=5, warmup_episodes=1)
+    with pytest.raises(ValueError, match="warmup_episodes: -1 is out of range; allowed: an integer >= 0"):
+        run_episode(_Recorder(), "cartpole", "weak_motor_test", seed=1, episode_steps=5, warmup_episodes=-1)
+
+
+def test_a_warmup_job_has_its_own_key_and_records_its_warmup_steps(tiny_pearl_checkpoint) -> None:
+    job = EpisodeJob("cartpole", "mujoco", "weak_motor_test", "PEARL", str(tiny_pearl_checkpoint), None, 0, 0,
+                     10_000, 12, ("adapt_within_episode=false",), warmup_episodes=2)
+    result = run_job(job)
+    assert result["key"] == "cartpole/mujoco/weak_motor_test/PEARL/s0/e0|set=adapt_within_episode=false|warmup=2"
+    assert (result["steps"], result["warmup_steps"], result["warmup_episodes"]) == (12, 24, 2)

@@ -7,7 +7,10 @@ suite file and the field:
 - a checkpoint trained on another robot than its block's (it would fail at the first step with an
   observation-size mismatch, after the other controllers' episodes had run);
 - ``set`` settings that do not apply to the entry's preset (the ``--set`` error messages); on a model-free
-  baseline's checkpoint only PEARL's ``adapt_within_episode=true|false`` applies.
+  baseline's checkpoint only PEARL's ``adapt_within_episode=true|false`` applies;
+- ``warmup_episodes`` > 0 on a model-based checkpoint: its controller's state is the adapter's window of the
+  current episode and ``reset()`` restores the prior model, so earlier episodes cannot reach the scored one
+  (only PEARL / RL² keep a task's context across episodes, ``reset(new_task=False)``).
 
 Only the checkpoints' metadata is read: the ``.yaml`` twin that :func:`~adaptive_mbrl.storage.checkpoint.
 save_checkpoint` writes next to the ``.pt``, or the ``.pt`` itself (``weights_only``) where there is none.
@@ -70,6 +73,11 @@ def validate_entries(config: SuiteConfig, source: str) -> None:
                                       f"{block.robot} checkpoint or move the controller to a {summary['robot']} block")
             if entry.set:
                 _check_set(entry, summaries, source, f"{where}.set")
+            if entry.warmup_episodes and summaries and not _is_baseline(summaries):
+                raise ConfigError(source, f"{where}.warmup_episodes",
+                                  f"{entry.label!r} is a model-based controller: warm-up episodes apply only to "
+                                  "PEARL / RL² checkpoints, which keep a task's context across episodes (a "
+                                  "model-based controller starts every episode from its prior model); allowed: 0")
 
 
 def _summaries(entry: ControllerEntry, seeds: list[int]) -> dict[Path, dict[str, Any]]:

@@ -18,6 +18,8 @@ A suite file ``sim_configs/suites/<name>.yaml``::
           - {label: MB+DE, checkpoint: "shipped:half_cheetah/mb", preset: mb_de}
           - {label: ReBAL-gated, checkpoint: "shipped:half_cheetah/rebal", set: [adapter.context_gate=true]}
           - {label: PEARL, checkpoint: "shipped:half_cheetah/pearl", optional: true}
+          - {label: PEARL-2nd, checkpoint: "shipped:half_cheetah/pearl", optional: true,
+             set: [adapt_within_episode=false], warmup_episodes: 1}
 
 A scenario is a shipped name or ``path/to/file.yaml:name`` of a scenario file of your own (see
 :mod:`adaptive_mbrl.envs.scenarios`; a relative path is relative to the current directory). ``checkpoint``
@@ -27,7 +29,11 @@ is replaced by each seed. ``preset`` (optional) runs the trained network with an
 and planner (e.g. an MB model as MB+DE); ``set`` (optional) then changes ``adapter.*`` / ``planner.*``
 settings of it, as ``adaptive-mbrl run --set`` does. ``baseline`` must be one of the labels, and a
 checkpoint must have been trained on its block's robot (both checked when the suite loads, as are the
-``set`` settings against the checkpoint's preset). An ``optional`` controller whose checkpoint is missing is skipped
+``set`` settings against the checkpoint's preset). ``warmup_episodes: N`` (default 0; PEARL / RL² checkpoints
+only) plays N unscored episodes of the same task before each scored episode, the controller keeping its
+context between them (``reset(new_task=False)``): PEARL's original between-episode protocol (z inferred
+from the earlier episodes of the task) and RL²'s trials (see
+:func:`~adaptive_mbrl.evaluation.episode.run_warmup`). An ``optional`` controller whose checkpoint is missing is skipped
 (and listed in the report); a missing required one is an error before anything runs.
 
 Episode ``i`` of every (controller, seed) uses environment seed ``episode_seed + i``, so all methods face
@@ -58,8 +64,13 @@ class ControllerEntry:
     preset: str | None = None
     optional: bool = False
     set: list[str] = field(default_factory=list)
+    warmup_episodes: int = 0  # unscored episodes of the same task before each scored one (PEARL / RL²)
 
     def __post_init__(self) -> None:
+        if isinstance(self.warmup_episodes, bool) or not isinstance(self.warmup_episodes, int) \
+                or self.warmup_episodes < 0:
+            raise ValueError(f"warmup_episodes: {self.warmup_episodes!r} is out of range; allowed: an integer >= 0 "
+                             "(unscored episodes of the same task before each scored episode)")
         if not self.label.strip():
             raise ValueError("label must not be empty")
         if "/" in self.label:
@@ -127,13 +138,16 @@ class EpisodeJob:
     env_seed: int
     episode_steps: int | None
     overrides: tuple[str, ...] = ()
+    warmup_episodes: int = 0
 
     @property
     def key(self) -> str:
-        """Unique id inside a suite; finished keys are skipped on resume. Run-time settings (``set``) are part
-        of it, so an episode played with other settings is never taken for this one."""
+        """Unique id inside a suite; finished keys are skipped on resume. Run-time settings (``set``) and the
+        warm-up episodes are part of it, so an episode played with other settings or another warm-up is never
+        taken for this one (keys without either are those of earlier versions)."""
         key = f"{self.robot}/{self.backend}/{self.scenario}/{self.label}/s{self.seed}/e{self.episode}"
-        return key + (f"|set={','.join(self.overrides)}" if self.overrides else "")
+        key += f"|set={','.join(self.overrides)}" if self.overrides else ""
+        return key + (f"|warmup={self.warmup_episodes}" if self.warmup_episodes else "")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -221,5 +235,5 @@ def expand_jobs(config: SuiteConfig) -> tuple[list[EpisodeJob], list[str]]:
                     for episode in range(block.episodes or config.episodes):
                         jobs.append(EpisodeJob(block.robot, block.backend, scenario, entry.label, str(checkpoint),
                                                entry.preset, seed, episode, config.episode_seed + episode,
-                                               config.episode_steps, tuple(entry.set)))
+                                               config.episode_steps, tuple(entry.set), entry.warmup_episodes))
     return jobs, list(dict.fromkeys(skipped))  # an entry shared by two blocks is noted once
