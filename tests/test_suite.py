@@ -1,4 +1,5 @@
 """Suite configs: strict validation with named fields, and the expansion into seeded episode jobs."""
+import json
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,75 @@ def test_a_block_can_run_more_episodes_than_the_suite(tmp_path: Path, tiny_cartp
     data["robots"][1]["episodes"] = 0
     with pytest.raises(ConfigError, match="episodes must be >= 1 or null"):
         load_suite(_write(tmp_path, data))
+
+
+# --- warm-up episodes (PEARL's between-episode protocol, RL²'s trials) ----------------------------------------
+
+def _with_pearl(data: dict, checkpoint: Path, **entry) -> dict:
+    data["robots"][0]["controllers"].append({"label": "PEARL", "checkpoint": str(checkpoint),
+                                             "set": ["adapt_within_episode=false"], **entry})
+    return data
+
+
+def test_a_warmup_entry_gets_its_own_episode_keys(tmp_path: Path, tiny_cartpole_checkpoint,
+                                                  tiny_pearl_checkpoint) -> None:
+    data = _with_pearl(_suite(str(tiny_cartpole_checkpoint)), tiny_pearl_checkpoint)
+    plain, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    data["robots"][0]["controllers"][-1]["warmup_episodes"] = 1
+    warm, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    data["robots"][0]["controllers"][-1]["warmup_episodes"] = 2
+    warmer, _ = expand_jobs(load_suite(_write(tmp_path, data)))
+    assert {j.warmup_episodes for j in warm if j.label == "PEARL"} == {1}
+    assert {a.label for a, b in zip(plain, warm) if a.key != b.key} == {"PEARL"}
+    assert all(a.key != b.key for a, b in zip(warm, warmer) if a.label == "PEARL")
+    assert warm[-1].key == "cartpole/mujoco/motor_fault_midepisode/PEARL/s1/e2|set=adapt_within_episode=false|warmup=1"
+    assert plain[-1].key == "cartpole/mujoco/motor_fault_midepisode/PEARL/s1/e2|set=adapt_within_episode=false"
+
+
+@pytest.mark.parametrize("value, words", [
+    (-1, "warmup_episodes: -1 is out of range; allowed: an integer >= 0"),
+    (True, "warmup_episodes"),
+    ("one", "warmup_episodes"),
+])
+def test_a_bad_warmup_value_names_the_field(tmp_path: Path, tiny_pearl_checkpoint, value, words: str) -> None:
+    data = _with_pearl(_suite("x.pt"), tiny_pearl_checkpoint, warmup_episodes=value)
+    with pytest.raises(ConfigError) as err:
+        load_suite(_write(tmp_path, data))
+    assert "robots[0].controllers[2]" in str(err.value) and words in str(err.value)
+
+
+def test_warmup_on_a_model_based_checkpoint_is_refused_at_suite_load(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
+    data = _suite(str(tiny_cartpole_checkpoint))
+    data["robots"][0]["controllers"][1]["warmup_episodes"] = 1
+    with pytest.raises(ConfigError) as err:
+        load_suite(_write(tmp_path, data))
+    assert err.value.field == "robots[0].controllers[1].warmup_episodes"
+    assert "'MB+DE' is a model-based controller: warm-up episodes apply only to PEARL / RL²" in str(err.value)
+
+
+def test_warmup_episodes_are_keyed_apart_and_older_run_folders_resume(tmp_path: Path, tiny_pearl_checkpoint) -> None:
+    """The same label with another warm-up is another experiment: its episodes are never reused (the folder
+    refuses the changed suite, and the keys differ); a folder written before the field existed resumes."""
+    from adaptive_mbrl.evaluation import run_suite
+    from adaptive_mbrl.config import to_dict
+
+    data = {"name": "t", "episodes": 1, "episode_steps": 10, "baseline": "PEARL", "robots": [{
+        "robot": "cartpole", "scenarios": ["weak_motor_test"],
+        "controllers": [{"label": "PEARL", "checkpoint": str(tiny_pearl_checkpoint),
+                         "set": ["adapt_within_episode=false"]}]}]}
+    out = tmp_path / "run"
+    run_suite(load_suite(_write(tmp_path, data)), out, progress=False)
+    old = yaml.safe_load((out / "suite.yaml").read_text())  # as written before warmup_episodes existed
+    del old["robots"][0]["controllers"][0]["warmup_episodes"]
+    (out / "suite.yaml").write_text(yaml.safe_dump(old))
+    run_suite(load_suite(_write(tmp_path, data)), out, progress=False)  # resumed: nothing played
+    data["robots"][0]["controllers"][0]["warmup_episodes"] = 1
+    with pytest.raises(ValueError, match="different suite configuration"):
+        run_suite(load_suite(_write(tmp_path, data)), out, progress=False)
+    warm = load_suite(_write(tmp_path, data))
+    (out / "suite.yaml").write_text(yaml.safe_dump(to_dict(warm)))  # even past that check, the earlier
+    run_suite(warm, out, progress=False)                               # episodes do not count for it
+    played = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert [(r["warmup_episodes"], r["warmup_steps"]) for r in played] == [(0, 0), (1, 10)]
+    reported = json.loads((out / "episodes.json").read_text())
+    assert [(r["warmup_episodes"], r["steps"]) for r in reported] == [(1, 10)]

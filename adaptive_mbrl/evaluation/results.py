@@ -52,6 +52,16 @@ def content_key(job_key: str, checkpoint_sha256: str) -> str:
     return f"{job_key}/{checkpoint_sha256[:DIGEST_CHARS]}"
 
 
+def _same_suite(previous: Any, suite: SuiteConfig) -> bool:
+    """Whether the ``suite.yaml`` data ``previous`` is ``suite`` once read with today's defaults (a folder
+    written before a field was added, e.g. a controller's ``warmup_episodes``, resumes)."""
+    from adaptive_mbrl.config import ConfigError, from_dict
+    try:
+        return from_dict(SuiteConfig, previous, source=SUITE_FILE) == suite
+    except (ConfigError, ValueError, TypeError):
+        return False
+
+
 class RunFolder:
     """Reads and appends a suite run's results.
 
@@ -73,7 +83,7 @@ class RunFolder:
                 raise FileExistsError(f"{self.path} already holds suite results; resume them (the default) or "
                                       "choose another --out")
             previous = yaml.safe_load(suite_path.read_text()) if suite_path.exists() else None
-            if previous != config:
+            if previous != config and not _same_suite(previous, suite):
                 raise ValueError(f"{self.path} holds results of a different suite configuration (the suite "
                                  "file changed since they were written); choose another --out, or delete "
                                  f"{self.path} to run this one there")
