@@ -24,10 +24,11 @@ The kept checkpoints are evaluated as a suite (:func:`adaptive_mbrl.evaluation.r
 method) on ``--workers`` local processes, in ``<runs-dir>/sample_eval_<robot>_<train>_<tests>[_<tag>]_<digest>``
 (the digest covers the suite and the checkpoints' bytes: the same command resumes it, new checkpoints get a
 fresh folder). PEARL's checkpoint is evaluated twice (suite ``set:``): ``PEARL`` in its original
-between-episode mode (``adapt_within_episode=false``: z inferred at the episode's start from the task's
-earlier episodes and fixed within the episode; a suite episode starts a new task, so there z comes from
-the prior) and ``PEARL-within`` (``adapt_within_episode=true``: z re-inferred at every step from the
-current episode's latest transitions, what a mid-episode change needs).
+between-episode protocol (``adapt_within_episode=false``: z inferred at the episode's start from the task's
+earlier episodes and fixed within the episode; each scored episode follows ``--pearl-warmup`` unscored
+episodes of the same task, default 1, the suite entry's ``warmup_episodes``; 0: z from the prior) and
+``PEARL-within`` (``adapt_within_episode=true``: z re-inferred at every step from the current episode's
+latest transitions, what a mid-episode change needs; no warm-up).
 
 The script prints the suite's summary (ratios to the first method at its largest budget), one table per
 held-out scenario of the return at each budget (mean over training seeds, with the seeds' min and max),
@@ -78,6 +79,8 @@ DEFAULT_METHODS = ["MB", "GrBAL", "ReBAL", "PEARL", "RL2"]
 EVAL_MODES: dict[str, list[tuple[str, list[str]]]] = {
     "PEARL": [("PEARL", ["adapt_within_episode=false"]), ("PEARL-within", ["adapt_within_episode=true"])]}
 """The suite entries of a method's checkpoint, ``(label, set:)``; a method not listed has one, its own name."""
+WARMUP_LABELS = {"PEARL"}
+"""Evaluation modes that adapt between episodes: their entries get ``--pearl-warmup`` warm-up episodes."""
 EPISODE_SEED = 10_000
 """Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method."""
 PLOT = "sample_efficiency.png"
@@ -226,8 +229,9 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
                 continue
             pattern = run_dir(args.robot, args.train_scenario, method, "{seed}", args.tag, args.runs_dir)
             for label, settings in eval_modes(method):
+                warmup = args.pearl_warmup if label in WARMUP_LABELS else 0
                 entries.append(ControllerEntry(f"{label}@{budget}", str(pattern / f"model_at_{budget}.pt"),
-                                               optional=True, set=list(settings)))
+                                               optional=True, set=list(settings), warmup_episodes=warmup))
                 weights.update({f"{label}@{budget} s{s}": file_sha256(e["checkpoint"]) for s, e in reached.items()})
     if not entries:
         raise SystemExit("sample_efficiency.py: no run reached any budget yet (train without --eval-only)")
@@ -241,8 +245,19 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
     validate_suite(suite, "sample_efficiency.py")
     tests = "+".join(scenario_slug(s) for s in args.test_scenarios)
     folder = keyed_folder(args.runs_dir, f"sample_eval_{args.robot}_{scenario_slug(args.train_scenario)}_"
-                          f"{tests}{'_' + args.tag if args.tag else ''}", {"suite": to_dict(suite), "weights": weights})
+                          f"{tests}{'_' + args.tag if args.tag else ''}",
+                          {"suite": _folder_key(suite), "weights": weights})
     return suite, folder
+
+
+def _folder_key(suite: SuiteConfig) -> dict:
+    """The suite as the evaluation folder's digest covers it: without the entries' ``warmup_episodes: 0``,
+    so a suite without warm-up keeps the folder it had before that field existed."""
+    data = to_dict(suite)
+    for block in data["robots"]:
+        block["controllers"] = [{k: v for k, v in c.items() if k != "warmup_episodes" or v}
+                                for c in block["controllers"]]
+    return data
 
 
 def return_curves(args: argparse.Namespace, records: Records, episodes: list[dict]) -> list[dict]:
@@ -402,6 +417,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="change every model-based preset (MB, GrBAL, ReBAL, PE, ...) the same way, e.g. "
                         "model.hidden_sizes=[64,64] (training.iterations is set by the budgets)")
     parser.add_argument("--tag", default="", help="run-folder suffix, required with --set and --method-presets")
+    parser.add_argument("--pearl-warmup", type=int, default=1, metavar="N",
+                        help="unscored episodes of the same task before each scored episode of PEARL's "
+                             "between-episode entries (its original protocol; 0: z from the prior)")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true",
                         help="no training: evaluate the budgets already reached (<runs-dir>/.../budgets.json)")
@@ -412,6 +430,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--set training.iterations: the budgets decide the rounds")
     if args.episodes < 1 or min(args.budgets) < 1:
         parser.error("--episodes and --budgets must be at least 1")
+    if args.pearl_warmup < 0:
+        parser.error(f"--pearl-warmup {args.pearl_warmup}: allowed: an integer >= 0")
     args.methods = list(dict.fromkeys(args.methods))
     args.method_budgets = parse_method_values(parser, "--method-budgets", args.method_budgets, args.methods,
                                               _budget_list)

@@ -203,9 +203,11 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
     plot = Path(next(line for line in lines if line.startswith("plot: "))[len("plot: "):])
     assert plot.name == "sample_efficiency.png" and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     episodes = json.loads((plot.parent / "episodes.json").read_text())
-    modes = {(e["label"], tuple(e["overrides"])) for e in episodes if e["label"].startswith("PEARL")}
-    assert modes == {(f"PEARL@{b}", ("adapt_within_episode=false",)) for b in (100, 140)} | {
-        (f"PEARL-within@{b}", ("adapt_within_episode=true",)) for b in (100, 140)}
+    # between-episode PEARL after one warm-up episode of the same task (its original protocol), within: none
+    modes = {(e["label"], tuple(e["overrides"]), e["warmup_episodes"], e["warmup_steps"])
+             for e in episodes if e["label"].startswith("PEARL")}
+    assert modes == {(f"PEARL@{b}", ("adapt_within_episode=false",), 1, 20) for b in (100, 140)} | {
+        (f"PEARL-within@{b}", ("adapt_within_episode=true",), 0, 0) for b in (100, 140)}
     for method, budgets_kept in (("mb", (200, 300)), ("pe", (200,)), ("pearl", (100, 140))):
         run = runs / f"sample_cartpole_weak_motor_train_{method}_smoke_s0"
         assert all((run / f"model_at_{b}.{ext}").is_file() for b in budgets_kept for ext in ("pt", "yaml"))
@@ -236,6 +238,7 @@ def test_sample_efficiency_stops_a_method_at_its_own_time_limit(tmp_path: Path) 
     (["--method-budgets", "MB=5", "MB=6"], "MB given twice"),
     (["--method-max-minutes", "MB=0"], "--method-max-minutes 'MB=0': minutes must be positive"),
     (["--method-presets", "MB=nope.yaml", "--tag", "t"], "'nope.yaml' is no existing .yaml preset file"),
+    (["--pearl-warmup", "-1"], "--pearl-warmup -1: allowed: an integer >= 0"),
     (["--method-presets", "MB=controllers/baselines/pearl.yaml", "--tag", "t"],
      "a pearl preset, but MB needs a model-based one"),
 ])
