@@ -134,3 +134,25 @@ def test_a_warmup_job_has_its_own_key_and_records_its_warmup_steps(tiny_pearl_ch
     result = run_job(job)
     assert result["key"] == "cartpole/mujoco/weak_motor_test/PEARL/s0/e0|set=adapt_within_episode=false|warmup=2"
     assert (result["steps"], result["warmup_steps"], result["warmup_episodes"]) == (12, 24, 2)
+
+
+def test_warmup_continues_an_rl2_trial_into_the_scored_episode(tmp_path) -> None:
+    """RL²: the scored episode starts with the hidden state the warm-up episode left (the trial goes on),
+    not the zero state of a new trial."""
+    from adaptive_mbrl.baselines.presets import RL2Preset
+    from adaptive_mbrl.baselines.rl2 import RL2Policy
+    from adaptive_mbrl.config import to_dict
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
+
+    preset = RL2Preset(name="tiny", hidden_size=8, embed_size=4)
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "rl2.pt", robot="cartpole", obs_dim=5, action_dim=1, preset=to_dict(preset),
+                           model_state=RL2Policy(5, 1, preset).state_dict())
+    starts = []
+    for warmup in (0, 1):
+        ctrl = load_controller(path, seed=0)
+        run_episode(ctrl, "cartpole", "weak_motor_test", seed=2, episode_steps=8, warmup_episodes=warmup,
+                    on_step=lambda env, k: starts.append((ctrl.h.clone(), float(ctrl.prev_done))) if k == 0 else None)
+    (h_plain, done_plain), (h_warm, done_warm) = starts
+    assert not h_plain.any() and h_warm.abs().sum() > 0
+    assert (done_plain, done_warm) == (0.0, 1.0)  # the scored episode's first input flags the episode boundary
