@@ -4,6 +4,7 @@ with another core busy.
     python benchmarks/control_rate.py [--robot half_cheetah] [--steps 60] [--threads 1 2]
     python benchmarks/control_rate.py --preset mb_de --steps 10      # one configuration: a smoke run
     python benchmarks/control_rate.py --preset pets --steps 20 --threads 1 --busy 0   # PE-TS (PETS)
+    python benchmarks/control_rate.py --preset pets --threads 1 --busy 0 --profile 20   # ... and where its time goes
 
 For each configuration and torch thread count: control steps/s (act + observe, the environment step
 excluded) on an idle machine and while ``--busy`` other processes spin a busy loop each (started for
@@ -158,6 +159,37 @@ def _planner_label(config: PlannerConfig) -> str:
     return label + (", mean" if config.propagation == "mean" else "")
 
 
+def profile_steps(robot: str, model_cfg: ModelConfig, planner: PlannerConfig, adapter: AdapterConfig, steps: int,
+                  top: int = 12) -> None:
+    """Print where ``steps`` control steps (act + observe, 1 thread) spend their time, by torch operator:
+    the ``top`` operators by self CPU time, their share of the profiled time and calls per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    env = am.make(robot, seed=0)
+    obs, _ = env.reset()
+    model = DynamicsModel(obs.shape[0], env.action_space.shape[0], model_cfg)
+    preset = ControllerPreset(name="bench", planner=planner, model=model_cfg, adapter=adapter)
+    controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0, threads=1)
+    controller.reset()
+
+    def step(obs):
+        action = controller.act(obs)
+        next_obs, *_ = env.step(action)
+        controller.observe(obs, action, next_obs)
+        return next_obs
+    for _ in range(3):
+        obs = step(obs)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            obs = step(obs)
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"\nprofile of {steps} control steps (torch operators by self CPU time):\n")
+    print("| operator | % of time | calls per step |\n|---|---:|---:|")
+    for event in events[:top]:
+        print(f"| {event.key} | {100 * event.self_cpu_time_total / total:.1f}% | {event.count / steps:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robot", default="half_cheetah")
@@ -168,7 +200,13 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=1,
                         help="busy-loop processes running during the 'busy' measurement (0: idle only)")
     parser.add_argument("--preset", help="measure only this controller preset's configuration (e.g. mb_de)")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="with --preset: then profile this many control steps by torch operator (0: off)")
     args = parser.parse_args()
+    if args.profile and not args.preset:
+        parser.error("--profile needs --preset (one configuration to profile)")
+    if args.profile < 0:
+        parser.error("--profile must be >= 0")
     print(provenance_line(), flush=True)
     peaks = {threads: matmul_peak_gflops(threads) for threads in args.threads}
     print(f"robot {args.robot}, torch {torch.__version__}, threads {args.threads}, {args.busy} busy process(es), "
@@ -187,6 +225,9 @@ def main() -> None:
             gflops = 2 * weights * evals * rate / 1e9
             print(f"| {' | '.join(labels)} | {threads} | {rate:.1f} | {busy:.1f} | {busy / rate:.2f} | {evals:,.0f} | "
                   f"{gflops:.1f} | {100 * gflops / peaks[threads]:.0f}% |", flush=True)
+    if args.profile:
+        _, model_cfg, planner, adapter = next(iter(configurations(args.preset)))
+        profile_steps(args.robot, model_cfg, planner, adapter, args.profile)
 
 
 if __name__ == "__main__":

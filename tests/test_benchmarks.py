@@ -397,3 +397,14 @@ def test_protocol_check_ranks_truncated_episodes_against_the_full_ones(tmp_path:
     assert number(rows["full"]["tau vs full"]) == 1.0
     bad = start_script("protocol_check", str(tmp_path), "--baseline", "C")
     assert bad.returncode != 0 and "--baseline C is not a method of this suite (A, B)" in bad.stderr
+
+
+def test_control_rate_profiles_a_preset_by_operator() -> None:
+    lines = run_script("control_rate", "--robot", "cartpole", "--preset", "pets", "--steps", "1", "--threads", "1",
+                       "--busy", "0", "--profile", "2")
+    rows = table(lines, "| operator | % of time |")
+    assert "aten::baddbmm" in [r["operator"] for r in rows]  # the members' batched matmuls
+    shares = [number(r["% of time"]) for r in rows]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.5
+    refused = start_script("control_rate", "--profile", "2")
+    assert refused.returncode != 0 and "--profile needs --preset" in refused.stderr
