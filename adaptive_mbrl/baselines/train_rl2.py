@@ -157,12 +157,13 @@ def _count_iteration(doc: dict[str, Any], data: dict[str, Any], stats: dict[str,
     doc["trials_seeded"] += trials
     doc["env_steps"] += steps
     doc["grad_steps"] += int(stats.pop("grad_steps"))
-    doc["collect_s"] = round(doc["collect_s"] + collect_s, 2)
-    doc["update_s"] = round(doc["update_s"] + update_s, 2)
-    doc["wall_clock_s"] = round(wall_clock_s, 2)
+    # Unrounded sums: rounding each addend would let collect_s + update_s drift above wall_clock_s.
+    doc["collect_s"] += collect_s
+    doc["update_s"] += update_s
+    doc["wall_clock_s"] = wall_clock_s
     row = {"iteration": doc["iteration"], "env_steps": doc["env_steps"], "grad_steps": doc["grad_steps"],
            "mean_return": float(per_episode.mean()), "first_episode_return": float(per_episode[:, 0].mean()),
            "last_episode_return": float(per_episode[:, -1].mean()), **stats,
-           "collect_steps_per_s": round(steps / max(collect_s, 1e-9), 1), "wall_clock_s": doc["wall_clock_s"]}
+           "collect_steps_per_s": round(steps / max(collect_s, 1e-9), 1), "wall_clock_s": round(wall_clock_s, 2)}
     doc["history"].append(row)
     return row
