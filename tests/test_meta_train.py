@@ -53,8 +53,11 @@ def test_run_folder_checkpoint_and_controller(tmp_path: Path, kind: str) -> None
     progress = json.loads((run_dir / "progress.json").read_text())
     assert [r["iteration"] for r in progress["history"]] == [0, 1]
     assert progress["env_steps"] == RANDOM_STEPS + ROUND_STEPS
-    for row in progress["history"]:
+    walls = [0.0] + [row["wall_clock_s"] for row in progress["history"]]
+    for row, before, after in zip(progress["history"], walls, walls[1:]):
         assert np.isfinite(row["meta_loss"]) and np.isfinite(row["prior_loss"])
+        assert row["collect_s"] > 0 and row["update_s"] > 0  # the round's wall-clock split
+        assert row["collect_s"] + row["update_s"] <= after - before + 0.1
     payload = load_checkpoint(ckpt)
     assert payload["adapter_state"], "the adapter's learned parts are in the checkpoint"
     ctrl = AdaptiveController.from_checkpoint(ckpt, seed=0)

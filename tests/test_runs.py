@@ -1,6 +1,7 @@
 """storage.runs: opening a run folder (fresh, resume, overwrite, refuse), strict progress.json, RunSettings."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -107,3 +108,22 @@ def test_round_line_names_round_steps_time_returns_and_losses() -> None:
            "history": [{"iteration": 3, "env_steps": 20000, "mean_return": 812.25, "val_loss": 0.0123, "episodes": 5}]}
     assert round_line(doc) == "round 3, 20000 env steps, 4.1 min, mean_return 812.2, val_loss 0.0123"
     assert round_line({"iteration": 0, "env_steps": 0, "history": []}) == "round 0, 0 env steps, 0.0 min"
+
+
+def test_round_line_gives_the_rounds_split_into_collection_and_fit() -> None:
+    from adaptive_mbrl.storage.runs import round_line
+
+    row = {"iteration": 3, "mean_return": 812.25, "collect_s": 150.4, "fit_s": 51.6, "collect_steps_per_s": 9.8e3}
+    line = round_line({"iteration": 3, "env_steps": 20000, "wall_clock_s": 246.0, "history": [row]})
+    assert line == "round 3, 20000 env steps, 4.1 min, mean_return 812.2, round: collect 150 s + fit 52 s"
+
+
+def test_metrics_csv_takes_columns_that_later_rows_add(tmp_path: Path) -> None:
+    """A run resumed by a version that records more per round (here its wall-clock split) keeps one table."""
+    doc = {"iteration": 2, "env_steps": 30, "history": [{"iteration": 1, "mean_return": 1.5},
+                                                        {"iteration": 2, "mean_return": 2.5, "fit_s": 3.0}]}
+    write_progress(tmp_path, doc)
+    with open(tmp_path / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [{"iteration": "1", "mean_return": "1.5", "fit_s": ""},
+                    {"iteration": "2", "mean_return": "2.5", "fit_s": "3.0"}]

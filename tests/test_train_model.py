@@ -67,6 +67,11 @@ def test_run_folder_has_every_file(tiny_run: Path) -> None:
     for row in progress["history"]:
         assert np.isfinite(row["val_loss"]) and row["val_loss"] > 0
         assert row["episodes"] >= 0
+        assert row["collect_s"] > 0 and row["fit_s"] > 0
+    # Each round's split adds up to its share of the run's wall-clock (the save between rounds is the rest).
+    walls = [0.0] + [row["wall_clock_s"] for row in progress["history"]]
+    for row, before, after in zip(progress["history"], walls, walls[1:]):
+        assert row["collect_s"] + row["fit_s"] <= after - before + 0.1
     # 300 random steps over 2 envs = 150 steps each: no 200-step episode finished yet.
     assert progress["history"][0]["episodes"] == 0
 

@@ -124,28 +124,38 @@ def _finite(value: Any) -> Any:
 
 def write_progress(run_dir: str | Path, progress: dict[str, Any]) -> None:
     """``progress.json`` (strict JSON: non-finite numbers as ``null``) and ``metrics.csv`` (one row per
-    entry of ``progress["history"]``), atomically."""
+    entry of ``progress["history"]``; its columns are every key any row has, in order of appearance, so a run
+    resumed by a newer version that records more per round keeps one table, older rows left blank),
+    atomically."""
     run_dir = Path(run_dir)
     atomic_write_text(run_dir / PROGRESS, json.dumps(_finite(progress), indent=1, allow_nan=False))
     rows = progress["history"]
     if rows:
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(run_dir / "metrics.csv", text.getvalue())
 
 
+ROUND_PHASES = ("collect_s", "fit_s", "update_s")
+"""History keys of a round's wall-clock split (s): collection, then the model fit or the meta-updates."""
+
+
 def round_line(progress: dict[str, Any]) -> str:
     """One line on the latest round of ``progress`` (its last ``history`` row): round, environment steps,
-    wall-clock, and the row's returns and losses, e.g. ``round 3: 20000 env steps, 4.1 min, mean_return
-    812.3, val_loss 0.0123``."""
+    wall-clock, the row's returns and losses, and its split into phases (:data:`ROUND_PHASES`) when it has
+    one, e.g. ``round 3, 20000 env steps, 4.1 min, mean_return 812.3, val_loss 0.0123, round: collect 150 s
+    + fit 52 s``."""
     row = progress["history"][-1] if progress.get("history") else {}
     parts = [f"round {progress.get('iteration', row.get('iteration', 0))}", f"{progress.get('env_steps', 0)} env steps",
              f"{float(progress.get('wall_clock_s', 0.0)) / 60:.1f} min"]
     for key, value in row.items():
         if ("return" in key or "loss" in key) and isinstance(value, (int, float)):
             parts.append(f"{key} {value:.4g}")
+    phases = [f"{key[:-2]} {row[key]:.0f} s" for key in ROUND_PHASES if isinstance(row.get(key), (int, float))]
+    if phases:
+        parts.append("round: " + " + ".join(phases))
     return ", ".join(parts)
 
 

@@ -48,7 +48,7 @@ from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, s
 from adaptive_mbrl.storage.runs import RunSettings, report_round, write_progress
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.collect import AdaptiveCollectionPolicy, VectorCollector, random_policy
-from adaptive_mbrl.training.train_model import open_run
+from adaptive_mbrl.training.train_model import open_run, phase_seconds
 
 META_ADAPTERS = ("grbal", "rebal")
 
@@ -168,12 +168,14 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         buffer = TransitionBuffer(obs_dim, act_dim)
         stats = collector.run(random_policy(act_dim, np.random.default_rng(settings.seed)), cfg.random_steps,
                               buffer, progress, "random data")
+        collected = time.perf_counter()
         data = buffer.tensors(device)
         model.fit_normalizers(data["obs"], data["action"], data["next_obs"])  # once: see the module docstring
         adapter.reset()
         losses = _updates(adapter, optimizer, buffer, preset, settings.seed, 0, preset.meta.first_updates, progress)
         doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [], "episodes_seeded": 0}
-        _record(doc, 0, len(buffer), stats.returns, losses, time.perf_counter() - start)
+        _record(doc, 0, len(buffer), stats.returns, losses, time.perf_counter() - start,
+                phase_seconds(start, collected, time.perf_counter(), "update_s"))
         _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
         report_round(doc, progress)
     else:
@@ -186,11 +188,14 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         start -= doc["wall_clock_s"]
     for iteration in range(doc["iteration"] + 1, cfg.iterations + 1):
         policy = _collection_policy(model, adapter.state_dict(), preset, collector, settings.seed * 1000 + iteration, device)
+        round_start = time.perf_counter()
         stats = collector.run(policy, cfg.steps_per_iteration, buffer, progress,
                               f"round {iteration}/{cfg.iterations}", on_reset=policy.on_reset)
+        collected = time.perf_counter()
         losses = _updates(adapter, optimizer, buffer, preset, settings.seed, iteration,
                           preset.meta.updates_per_iteration, progress)
-        _record(doc, iteration, len(buffer), stats.returns, losses, time.perf_counter() - start)
+        _record(doc, iteration, len(buffer), stats.returns, losses, time.perf_counter() - start,
+                phase_seconds(round_start, collected, time.perf_counter(), "update_s"))
         doc["iteration"] = iteration
         doc["episodes_seeded"] += len(stats.returns)
         _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
@@ -226,11 +231,12 @@ def _updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer: Tra
     return losses
 
 
-def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], losses: dict, wall: float) -> None:
+def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], losses: dict, wall: float,
+            phases: dict[str, float]) -> None:
     row = {"iteration": iteration, "env_steps": env_steps,
            "mean_return": float(np.mean(returns)) if returns else float("nan"),
            "episodes": len(returns), "meta_loss": losses["meta_loss"],
-           "prior_loss": losses["prior_loss"], "wall_clock_s": round(wall, 1)}
+           "prior_loss": losses["prior_loss"], "wall_clock_s": round(wall, 1), **phases}
     if "elites" in losses:
         row["elites"] = losses["elites"]
     doc["history"].append(row)

@@ -2,7 +2,7 @@
 
 A run folder holds ``config.yaml`` (the resolved preset and run settings), ``buffer.npz`` (all data),
 ``model.pt`` (the latest checkpoint), ``progress.json`` (iteration, env steps, returns, losses,
-wall-clock) and ``metrics.csv``. Every file is written atomically after every round, so ``resume=True``
+wall-clock, and each round's split of it into ``collect_s`` and ``fit_s``) and ``metrics.csv``. Every file is written atomically after every round, so ``resume=True``
 continues a killed run from its last finished round with nothing lost.
 
 A probabilistic ensemble (PETS: ``model.probabilistic``, ``model.ensemble_size``) trains on its Gaussian NLL
@@ -93,10 +93,12 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
     if state is None:
         buffer = TransitionBuffer(obs_dim, act_dim)
         stats = collector.run(random_policy(act_dim, rng), cfg.random_steps, buffer, progress, "random data")
+        collected = time.perf_counter()
         val = _fit(model, buffer, cfg.first_epochs, generator, progress)
         progress_doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [],
                         "episodes_seeded": 0}
-        _record(progress_doc, 0, len(buffer), stats.returns, val, time.perf_counter() - start)
+        _record(progress_doc, 0, len(buffer), stats.returns, val, time.perf_counter() - start,
+                phase_seconds(start, collected, time.perf_counter()))
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
         report_round(progress_doc, progress)
     else:
@@ -109,10 +111,13 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
     scorer = collection_scorer(model, preset.planner, collector, seed=settings.seed)
     for iteration in range(progress_doc["iteration"] + 1, cfg.iterations + 1):
         planner.reset()
+        round_start = time.perf_counter()
         stats = collector.run(planner_policy(planner, scorer, device), cfg.steps_per_iteration, buffer, progress,
                               f"round {iteration}/{cfg.iterations}", on_reset=lambda i: _reset_row(planner, i))
+        collected = time.perf_counter()
         val = _fit(model, buffer, cfg.epochs, generator, progress)
-        _record(progress_doc, iteration, len(buffer), stats.returns, val, time.perf_counter() - start)
+        _record(progress_doc, iteration, len(buffer), stats.returns, val, time.perf_counter() - start,
+                phase_seconds(round_start, collected, time.perf_counter()))
         progress_doc["iteration"] = iteration
         progress_doc["episodes_seeded"] += len(stats.returns)
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
@@ -139,10 +144,19 @@ def _reset_row(planner, row: int) -> None:
         planner.reset([row])
 
 
-def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], val_loss: float, wall: float) -> None:
+def phase_seconds(round_start: float, collected: float, done: float, second: str = "fit_s") -> dict[str, float]:
+    """A round's wall-clock split (``time.perf_counter`` stamps, s): ``collect_s`` (environment steps and the
+    planning that chose their actions) and ``second`` (the model's fit, or the meta-updates), unrounded so
+    that they add up to the round's share of ``wall_clock_s``."""
+    return {"collect_s": collected - round_start, second: done - collected}
+
+
+def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], val_loss: float, wall: float,
+            phases: dict[str, float]) -> None:
     doc["history"].append({"iteration": iteration, "env_steps": env_steps,
                            "mean_return": float(np.mean(returns)) if returns else float("nan"),
-                           "episodes": len(returns), "val_loss": val_loss, "wall_clock_s": round(wall, 1)})
+                           "episodes": len(returns), "val_loss": val_loss, "wall_clock_s": round(wall, 1),
+                           **phases})
     doc["env_steps"], doc["wall_clock_s"] = env_steps, wall
 
 
