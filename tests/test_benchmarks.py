@@ -30,7 +30,7 @@ TINY_TRAINING = ["training.random_steps=200", "training.first_epochs=2", "traini
                  "training.parallel_envs=1", "model.hidden_sizes=[16]", "meta.first_updates=5",
                  "meta.updates_per_iteration=5", "meta.meta_batch=4"]
 TINY_PLANNER = ["planner.samples=16", "planner.horizon=5", "planner.iterations=1", "planner.elites=4"]
-SMOKE_TESTED = {"adaptation", "adaptation_gain", "control_rate", "env_speed", "mb_learning", "planning_speed",
+SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "mb_learning", "planning_speed",
                 "protocol_check", "sample_efficiency", "update_cost"}
 """Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
 
@@ -279,6 +279,22 @@ def test_env_speed_prints_rates_and_overheads() -> None:
         assert number(r["env steps/s"]) == number(rows[0]["env steps/s"])
         assert number(r["share of env speed"]) == pytest.approx(
             number(r["RL² collection steps/s"]) / number(r["env steps/s"]), abs=0.01)
+
+
+@pytest.mark.parametrize("preset", ["pets", "pets_rebal"])
+def test_collection_speed_prints_rates_costs_and_the_projected_run(preset: str) -> None:
+    lines = run_script("collection_speed", "--preset", preset, "--envs", "1", "2", "--threads", "1",
+                       "--steps", "4", "--fit-rows", "300", "--budget", "15000")
+    rows = table(lines, "| envs | threads | collection env steps/s |")
+    assert [(r["envs"], r["threads"]) for r in rows] == [("1", "1"), ("2", "1")]
+    fit_cost = [number(r[next(k for k in r if k.startswith("fit"))]) for r in rows]
+    assert fit_cost[0] > 0 and fit_cost[0] == fit_cost[1]  # the fit does not depend on the env count
+    for r in rows:
+        rate = number(r["collection env steps/s"])
+        # pets / pets_rebal: 5000 random steps, then 2 rounds of 5000 collected steps make 15000
+        assert number(r["projected collect min"]) == pytest.approx(10_000 / rate / 60, abs=0.06)
+        assert number(r["projected total min"]) == pytest.approx(
+            number(r["projected collect min"]) + number(r["projected fit min"]), abs=0.11)
 
 
 def test_planning_speed_prints_milliseconds_per_plan() -> None:

@@ -187,7 +187,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         optimizer.load_state_dict(torch.load(run_dir / "optimizer.pt", map_location=device, weights_only=True))
         start -= doc["wall_clock_s"]
     for iteration in range(doc["iteration"] + 1, cfg.iterations + 1):
-        policy = _collection_policy(model, adapter.state_dict(), preset, collector, settings.seed * 1000 + iteration, device)
+        policy = collection_policy(model, adapter.state_dict(), preset, collector, settings.seed * 1000 + iteration, device)
         round_start = time.perf_counter()
         stats = collector.run(policy, cfg.steps_per_iteration, buffer, progress,
                               f"round {iteration}/{cfg.iterations}", on_reset=policy.on_reset)
@@ -204,7 +204,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
     return ckpt_path
 
 
-def _collection_policy(model: DynamicsModel, adapter_state: dict[str, torch.Tensor], preset: ControllerPreset,
+def collection_policy(model: DynamicsModel, adapter_state: dict[str, torch.Tensor], preset: ControllerPreset,
                        collector: VectorCollector, seed: int, device: torch.device) -> AdaptiveCollectionPolicy:
     """One adapter per env (sharing ``model`` and the learned parts ``adapter_state``) + a seeded planner."""
     adapters = []
