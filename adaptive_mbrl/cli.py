@@ -98,12 +98,14 @@ TRAINING_FLAGS = ("iterations", "random_steps", "steps_per_iteration", "parallel
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from adaptive_mbrl.devices import set_threads
     from adaptive_mbrl.storage.runs import RunSettings
     from adaptive_mbrl.trainer import load_training_preset, train
 
     flags = [f"training.{key}={getattr(args, key)}" for key in TRAINING_FLAGS[1:] if getattr(args, key) is not None]
     preset = load_training_preset(args.controller, args.iterations, flags + args.overrides)
     settings = RunSettings(args.robot, args.scenario, args.backend, args.seed, args.device)  # checks the seed
+    set_threads(args.threads)
     out = Path(args.out or f"runs/{preset.name}_{args.robot}_{scenario_slug(args.scenario)}_s{args.seed}")
     start = time.perf_counter()
     checkpoint = train(preset, settings, out, resume=args.resume, overwrite=args.overwrite,
@@ -294,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"], help="simulator (default: mujoco)")
     p.add_argument("--seed", type=int, default=0, help="seed of the run (data collection, networks)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--threads", type=at_least(1), default=None,
+                   help="torch intra-op threads for the whole run (default: torch's, i.e. OMP_NUM_THREADS or "
+                   "every core); a run resumed with another count continues correctly but not bit-identically")
     p.add_argument("--out", help="run folder (default runs/<preset>_<robot>_<scenario>_s<seed>)")
     runs = p.add_mutually_exclusive_group()
     runs.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round")

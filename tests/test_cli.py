@@ -216,6 +216,21 @@ def test_train_refuses_a_negative_seed_before_creating_the_folder(tmp_path: Path
     assert not out.exists()
 
 
+def test_train_sets_its_torch_thread_count_and_refuses_a_bad_one(tmp_path: Path, capsys,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.append(n))
+    seen: list[int] = []
+    with pytest.raises(SystemExit):
+        main([*TINY_MB, "--out", str(tmp_path / "bad"), "--threads", "0"])
+    assert "--threads: must be an integer >= 1, got '0'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and seen == []
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert main([*TINY_MB, "--out", str(tmp_path / "run"), "--threads", "2", "--quiet"]) == 0
+    assert seen == [2]
+
+
 def test_train_resume_and_overwrite_exclude_each_other(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main([*TINY_MB, "--out", str(tmp_path / "run"), "--resume", "--overwrite"])
