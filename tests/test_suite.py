@@ -113,12 +113,20 @@ def test_run_suite_with_an_absolute_scenario_path_writes_its_damage_plot(tmp_pat
     assert len(plots) == 1 and plots[0].name.startswith("damage_cartpole_my_scenarios-reversed_late-")
 
 
-def test_quickstart_runs_rebal_gated_as_rebal_with_the_context_gate_set() -> None:
-    entry = next(e for e in load_suite("quickstart").robots[0].controllers if e.label == "ReBAL-gated")
-    assert entry.preset is None and entry.set == ["adapter.context_gate=true"]
-    jobs, _ = expand_jobs(load_suite("quickstart"))
-    assert {j.overrides for j in jobs if j.label == "ReBAL-gated"} == {("adapter.context_gate=true",)}
-    assert {j.overrides for j in jobs if j.label == "ReBAL"} == {()}
+def test_quickstart_runs_the_shipped_200k_probabilistic_ensembles_against_pe() -> None:
+    from adaptive_mbrl.storage.checkpoint import load_checkpoint
+
+    suite = load_suite("quickstart")
+    assert suite.baseline == "PE"
+    for block in suite.robots:
+        required = {e.label: e for e in block.controllers if not e.optional}
+        assert list(required) == ["PE", "PE-ReBAL"]
+        for label, entry in required.items():
+            payload = load_checkpoint(resolve_checkpoint(entry.checkpoint, 0))
+            model = payload["preset"]["model"]
+            assert model["probabilistic"] and model["ensemble_size"] == 5, label
+            assert payload["meta"]["env_steps"] == 200_000 and payload["meta"]["scenario"] == "crippled_joint_train"
+        assert load_checkpoint(resolve_checkpoint(required["PE-ReBAL"].checkpoint, 0))["preset"]["adapter"]["kind"] == "rebal"
 
 
 def test_a_jobs_key_changes_with_its_set_only(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
