@@ -127,3 +127,13 @@ def test_metrics_csv_takes_columns_that_later_rows_add(tmp_path: Path) -> None:
         rows = list(csv.DictReader(handle))
     assert rows == [{"iteration": "1", "mean_return": "1.5", "fit_s": ""},
                     {"iteration": "2", "mean_return": "2.5", "fit_s": "3.0"}]
+
+
+def test_phase_seconds_splits_a_round_into_its_named_phases() -> None:
+    from adaptive_mbrl.storage.runs import ROUND_PHASES, phase_seconds
+
+    assert phase_seconds(10.0, 14.5, 16.0) == {"collect_s": 4.5, "fit_s": 1.5}
+    split = phase_seconds(10.0, 14.5, 16.0, "update_s")
+    assert split == {"collect_s": 4.5, "update_s": 1.5} and set(split) <= set(ROUND_PHASES)
+    with pytest.raises(ValueError, match="second: 'train_s'; allowed: fit_s, update_s"):
+        phase_seconds(0.0, 1.0, 2.0, "train_s")

@@ -142,6 +142,15 @@ ROUND_PHASES = ("collect_s", "fit_s", "update_s")
 """History keys of a round's wall-clock split (s): collection, then the model fit or the meta-updates."""
 
 
+def phase_seconds(round_start: float, collected: float, done: float, second: str = "fit_s") -> dict[str, float]:
+    """A round's wall-clock split (``time.perf_counter`` stamps, s): ``collect_s`` (environment steps and the
+    planning that chose their actions) and ``second`` (``fit_s``: the model's fit, or ``update_s``: the
+    meta-updates), unrounded so that they add up to the round's share of ``wall_clock_s``."""
+    if second not in ROUND_PHASES[1:]:
+        raise ValueError(f"second: {second!r}; allowed: {', '.join(ROUND_PHASES[1:])}")
+    return {"collect_s": collected - round_start, second: done - collected}
+
+
 def round_line(progress: dict[str, Any]) -> str:
     """One line on the latest round of ``progress`` (its last ``history`` row): round, environment steps,
     wall-clock, the row's returns and losses, and its split into phases (:data:`ROUND_PHASES`) when it has

@@ -45,10 +45,10 @@ from adaptive_mbrl.planning import make_planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.storage.atomic import atomic_write
 from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, save_checkpoint
-from adaptive_mbrl.storage.runs import RunSettings, report_round, write_progress
+from adaptive_mbrl.storage.runs import RunSettings, phase_seconds, report_round, write_progress
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.collect import AdaptiveCollectionPolicy, VectorCollector, random_policy
-from adaptive_mbrl.training.train_model import open_run, phase_seconds
+from adaptive_mbrl.training.train_model import open_run
 
 META_ADAPTERS = ("grbal", "rebal")
 
@@ -173,9 +173,10 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         model.fit_normalizers(data["obs"], data["action"], data["next_obs"])  # once: see the module docstring
         adapter.reset()
         losses = _updates(adapter, optimizer, buffer, preset, settings.seed, 0, preset.meta.first_updates, progress)
+        done = time.perf_counter()
         doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [], "episodes_seeded": 0}
-        _record(doc, 0, len(buffer), stats.returns, losses, time.perf_counter() - start,
-                phase_seconds(start, collected, time.perf_counter(), "update_s"))
+        _record(doc, 0, len(buffer), stats.returns, losses, done - start,
+                phase_seconds(start, collected, done, "update_s"))
         _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
         report_round(doc, progress)
     else:
@@ -187,15 +188,17 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         optimizer.load_state_dict(torch.load(run_dir / "optimizer.pt", map_location=device, weights_only=True))
         start -= doc["wall_clock_s"]
     for iteration in range(doc["iteration"] + 1, cfg.iterations + 1):
-        policy = collection_policy(model, adapter.state_dict(), preset, collector, settings.seed * 1000 + iteration, device)
+        policy = collection_policy(model, adapter.state_dict(), preset, collector, settings.seed * 1000 + iteration,
+                                   device)
         round_start = time.perf_counter()
         stats = collector.run(policy, cfg.steps_per_iteration, buffer, progress,
                               f"round {iteration}/{cfg.iterations}", on_reset=policy.on_reset)
         collected = time.perf_counter()
         losses = _updates(adapter, optimizer, buffer, preset, settings.seed, iteration,
                           preset.meta.updates_per_iteration, progress)
-        _record(doc, iteration, len(buffer), stats.returns, losses, time.perf_counter() - start,
-                phase_seconds(round_start, collected, time.perf_counter(), "update_s"))
+        done = time.perf_counter()
+        _record(doc, iteration, len(buffer), stats.returns, losses, done - start,
+                phase_seconds(round_start, collected, done, "update_s"))
         doc["iteration"] = iteration
         doc["episodes_seeded"] += len(stats.returns)
         _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
@@ -205,7 +208,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
 
 
 def collection_policy(model: DynamicsModel, adapter_state: dict[str, torch.Tensor], preset: ControllerPreset,
-                       collector: VectorCollector, seed: int, device: torch.device) -> AdaptiveCollectionPolicy:
+                      collector: VectorCollector, seed: int, device: torch.device) -> AdaptiveCollectionPolicy:
     """One adapter per env (sharing ``model`` and the learned parts ``adapter_state``) + a seeded planner."""
     adapters = []
     for _ in collector.envs:

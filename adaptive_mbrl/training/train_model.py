@@ -2,8 +2,9 @@
 
 A run folder holds ``config.yaml`` (the resolved preset and run settings), ``buffer.npz`` (all data),
 ``model.pt`` (the latest checkpoint), ``progress.json`` (iteration, env steps, returns, losses,
-wall-clock, and each round's split of it into ``collect_s`` and ``fit_s``) and ``metrics.csv``. Every file is written atomically after every round, so ``resume=True``
-continues a killed run from its last finished round with nothing lost.
+wall-clock, and each round's split of it into ``collect_s`` and ``fit_s``) and ``metrics.csv``. Every file
+is written atomically after every round, so ``resume=True`` continues a killed run from its last finished
+round with nothing lost.
 
 A probabilistic ensemble (PETS: ``model.probabilistic``, ``model.ensemble_size``) trains on its Gaussian NLL
 (:func:`~adaptive_mbrl.models.fit`), picks its ``model.elites`` on the held-out rows after every fit, and
@@ -28,7 +29,8 @@ from adaptive_mbrl.models.state import load_model_state
 from adaptive_mbrl.planning import PlannerConfig, TrajectoryScorer, make_planner
 from adaptive_mbrl.presets import ControllerPreset
 from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint, save_checkpoint
-from adaptive_mbrl.storage.runs import RunSettings, open_run_folder, report_round, run_config, write_progress
+from adaptive_mbrl.storage.runs import (RunSettings, open_run_folder, phase_seconds, report_round, run_config,
+                                        write_progress)
 from adaptive_mbrl.training.buffer import TransitionBuffer
 from adaptive_mbrl.training.collect import VectorCollector, planner_policy, random_policy
 
@@ -95,10 +97,10 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         stats = collector.run(random_policy(act_dim, rng), cfg.random_steps, buffer, progress, "random data")
         collected = time.perf_counter()
         val = _fit(model, buffer, cfg.first_epochs, generator, progress)
+        done = time.perf_counter()
         progress_doc = {"iteration": 0, "env_steps": len(buffer), "wall_clock_s": 0.0, "history": [],
                         "episodes_seeded": 0}
-        _record(progress_doc, 0, len(buffer), stats.returns, val, time.perf_counter() - start,
-                phase_seconds(start, collected, time.perf_counter()))
+        _record(progress_doc, 0, len(buffer), stats.returns, val, done - start, phase_seconds(start, collected, done))
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
         report_round(progress_doc, progress)
     else:
@@ -116,8 +118,9 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
                               f"round {iteration}/{cfg.iterations}", on_reset=lambda i: _reset_row(planner, i))
         collected = time.perf_counter()
         val = _fit(model, buffer, cfg.epochs, generator, progress)
-        _record(progress_doc, iteration, len(buffer), stats.returns, val, time.perf_counter() - start,
-                phase_seconds(round_start, collected, time.perf_counter()))
+        done = time.perf_counter()
+        _record(progress_doc, iteration, len(buffer), stats.returns, val, done - start,
+                phase_seconds(round_start, collected, done))
         progress_doc["iteration"] = iteration
         progress_doc["episodes_seeded"] += len(stats.returns)
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
@@ -142,13 +145,6 @@ def _reset_row(planner, row: int) -> None:
     """Clear one environment's warm start (the planner's state lives in inference mode)."""
     with torch.inference_mode():
         planner.reset([row])
-
-
-def phase_seconds(round_start: float, collected: float, done: float, second: str = "fit_s") -> dict[str, float]:
-    """A round's wall-clock split (``time.perf_counter`` stamps, s): ``collect_s`` (environment steps and the
-    planning that chose their actions) and ``second`` (the model's fit, or the meta-updates), unrounded so
-    that they add up to the round's share of ``wall_clock_s``."""
-    return {"collect_s": collected - round_start, second: done - collected}
 
 
 def _record(doc: dict, iteration: int, env_steps: int, returns: list[float], val_loss: float, wall: float,
