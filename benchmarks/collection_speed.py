@@ -8,8 +8,8 @@ thread count; and what that makes a whole training run, alone on the machine.
 
 For each (E, threads): collection env steps/s (planning + the environments' steps, as
 ``VectorCollector.run`` does in training; the first planning calls are not timed), the fit's cost
-(seconds per 10k rows x epochs of the model's minibatch training; for a meta-trained preset, seconds per
-meta-update) and the projected wall-clock of a run of ``--budget`` environment steps with the preset's
+(seconds per 10k training rows x epochs of the model's minibatch training; for a meta-trained preset,
+seconds per meta-update) and the projected wall-clock of a run of ``--budget`` environment steps with the preset's
 ``training`` schedule: random steps, then rounds of ``steps_per_iteration`` collected steps, each followed
 by ``epochs`` passes over 90 % of the buffer (``first_epochs`` after the random data) or
 ``updates_per_iteration`` meta-updates. The fit is projected at its full epoch count (its early stopping
@@ -20,7 +20,6 @@ is the measured counterpart.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 
@@ -40,17 +39,6 @@ from adaptive_mbrl.training.train_model import VAL_FRACTION, collection_scorer
 
 WARMUP_CALLS = 3
 """Planning calls before the timed collection (first-call allocations, the planner's warm start)."""
-
-
-@dataclasses.dataclass
-class Speed:
-    """One measurement: collection env steps/s, and the fit's cost (s per 10k row-epochs, or per
-    meta-update)."""
-
-    envs: int
-    threads: int
-    collect_steps_per_s: float
-    fit_cost_s: float
 
 
 def _random_buffer(robot: str, scenario: str, steps: int, seed: int) -> TransitionBuffer:
@@ -85,8 +73,9 @@ def collection_rate(preset: ControllerPreset, robot: str, scenario: str, envs: i
 
 
 def fit_cost(preset: ControllerPreset, model: DynamicsModel, buffer: TransitionBuffer, seed: int = 0) -> float:
-    """Seconds per 10k rows x epochs of the preset's model fit (one epoch over ``buffer``, its
-    validation included), or, for a meta-trained preset, seconds per meta-update (20 timed)."""
+    """Seconds per 10k training rows x epochs of the preset's model fit (one epoch over the
+    ``1 - VAL_FRACTION`` training share of ``buffer``, the epoch's validation on the rest included, as
+    training splits it), or, for a meta-trained preset, seconds per meta-update (20 timed)."""
     generator = torch.Generator().manual_seed(seed)
     if preset.adapter.kind in META_ADAPTERS:
         adapter = build_meta_adapter(model, preset)
@@ -97,24 +86,29 @@ def fit_cost(preset: ControllerPreset, model: DynamicsModel, buffer: TransitionB
         meta_updates(adapter, optimizer, buffer, preset, 20, rng, generator)
         return (time.perf_counter() - start) / 20
     data = buffer.tensors(model.device)
-    fit(model, data["obs"], data["action"], data["next_obs"], epochs=1, generator=generator, progress=False)
+    def one_epoch() -> None:
+        fit(model, data["obs"], data["action"], data["next_obs"], epochs=1, generator=generator,
+            val_fraction=VAL_FRACTION, progress=False)
+    one_epoch()  # untimed: first-call costs
     start = time.perf_counter()
-    fit(model, data["obs"], data["action"], data["next_obs"], epochs=1, generator=generator, progress=False)
-    return (time.perf_counter() - start) / len(buffer) * 10_000
+    one_epoch()
+    return (time.perf_counter() - start) / (len(buffer) * (1 - VAL_FRACTION)) * 10_000
 
 
-def projected_minutes(preset: ControllerPreset, speed: Speed, budget: int) -> tuple[float, float]:
-    """(collection, fit) minutes of a run of ``budget`` env steps on ``preset``'s training schedule."""
+def projected_minutes(preset: ControllerPreset, collect_steps_per_s: float, fit_cost_s: float,
+                      budget: int) -> tuple[float, float]:
+    """(collection, fit) minutes of a run of ``budget`` env steps on ``preset``'s training schedule, from
+    :func:`collection_rate` and :func:`fit_cost`."""
     cfg = preset.training
     rounds = max(0, math.ceil((budget - cfg.random_steps) / cfg.steps_per_iteration))
-    collect_s = rounds * cfg.steps_per_iteration / speed.collect_steps_per_s
+    collect_s = rounds * cfg.steps_per_iteration / collect_steps_per_s
     if preset.adapter.kind in META_ADAPTERS:
-        fit_s = (preset.meta.first_updates + rounds * preset.meta.updates_per_iteration) * speed.fit_cost_s
+        fit_s = (preset.meta.first_updates + rounds * preset.meta.updates_per_iteration) * fit_cost_s
     else:
         sizes = [cfg.random_steps + k * cfg.steps_per_iteration for k in range(rounds + 1)]
         row_epochs = sum(size * (1 - VAL_FRACTION) * (cfg.first_epochs if k == 0 else cfg.epochs)
                          for k, size in enumerate(sizes))
-        fit_s = row_epochs / 10_000 * speed.fit_cost_s
+        fit_s = row_epochs / 10_000 * fit_cost_s
     return collect_s / 60, fit_s / 60
 
 
@@ -139,10 +133,11 @@ def main() -> None:
     if not isinstance(preset, ControllerPreset):
         parser.error(f"--preset {args.preset!r} is not a model-based preset")
     buffer = _random_buffer(args.robot, args.scenario, args.fit_rows, seed=0)
-    unit = "s/update" if preset.adapter.kind in META_ADAPTERS else "s per 10k row-epochs"
+    unit = "s/update" if preset.adapter.kind in META_ADAPTERS else "s per 10k training row-epochs"
     cfg = preset.training
     print(provenance_line())
-    print(f"# {preset.name} on {args.robot} / {args.scenario}; schedule: {cfg.random_steps} random steps, rounds of {cfg.steps_per_iteration} steps, "
+    print(f"# {preset.name} on {args.robot} / {args.scenario}; schedule: {cfg.random_steps} random steps, "
+          f"rounds of {cfg.steps_per_iteration} steps, "
           f"preset trains with {cfg.parallel_envs} envs; projection for {args.budget} env steps\n")
     print(f"| envs | threads | collection env steps/s | fit ({unit}) | projected collect min | projected fit min "
           f"| projected total min |")
@@ -156,8 +151,7 @@ def main() -> None:
         cost = fit_cost(preset, model, buffer)
         for envs in args.envs:
             rate = collection_rate(preset, args.robot, args.scenario, envs, args.steps, model)
-            speed = Speed(envs, threads, rate, cost)
-            collect_min, fit_min = projected_minutes(preset, speed, args.budget)
+            collect_min, fit_min = projected_minutes(preset, rate, cost, args.budget)
             print(f"| {envs} | {threads} | {rate:.1f} | {cost:.3g} | {collect_min:.1f} | {fit_min:.1f} "
                   f"| {collect_min + fit_min:.1f} |", flush=True)
 

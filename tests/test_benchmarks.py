@@ -30,8 +30,8 @@ TINY_TRAINING = ["training.random_steps=200", "training.first_epochs=2", "traini
                  "training.parallel_envs=1", "model.hidden_sizes=[16]", "meta.first_updates=5",
                  "meta.updates_per_iteration=5", "meta.meta_batch=4"]
 TINY_PLANNER = ["planner.samples=16", "planner.horizon=5", "planner.iterations=1", "planner.elites=4"]
-SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "mb_learning", "planning_speed",
-                "protocol_check", "sample_efficiency", "update_cost"}
+SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "mb_learning",
+                "planning_speed", "protocol_check", "sample_efficiency", "update_cost"}
 """Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
 
 

@@ -126,7 +126,8 @@ def test_quickstart_runs_the_shipped_200k_probabilistic_ensembles_against_pe() -
             model = payload["preset"]["model"]
             assert model["probabilistic"] and model["ensemble_size"] == 5, label
             assert payload["meta"]["env_steps"] == 200_000 and payload["meta"]["scenario"] == "crippled_joint_train"
-        assert load_checkpoint(resolve_checkpoint(required["PE-ReBAL"].checkpoint, 0))["preset"]["adapter"]["kind"] == "rebal"
+        adaptive = load_checkpoint(resolve_checkpoint(required["PE-ReBAL"].checkpoint, 0))
+        assert adaptive["preset"]["adapter"]["kind"] == "rebal"
 
 
 def test_a_jobs_key_changes_with_its_set_only(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
