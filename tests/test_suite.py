@@ -119,15 +119,14 @@ def test_quickstart_runs_the_shipped_200k_probabilistic_ensembles_against_pe() -
     suite = load_suite("quickstart")
     assert suite.baseline == "PE"
     for block in suite.robots:
-        required = {e.label: e for e in block.controllers if not e.optional}
-        assert list(required) == ["PE", "PE-ReBAL"]
-        for label, entry in required.items():
-            payload = load_checkpoint(resolve_checkpoint(entry.checkpoint, 0))
+        payloads = {e.label: load_checkpoint(resolve_checkpoint(e.checkpoint, 0))
+                    for e in block.controllers if not e.optional}
+        assert list(payloads) == ["PE", "PE-ReBAL"]
+        for label, payload in payloads.items():
             model = payload["preset"]["model"]
             assert model["probabilistic"] and model["ensemble_size"] == 5, label
             assert payload["meta"]["env_steps"] == 200_000 and payload["meta"]["scenario"] == "crippled_joint_train"
-        adaptive = load_checkpoint(resolve_checkpoint(required["PE-ReBAL"].checkpoint, 0))
-        assert adaptive["preset"]["adapter"]["kind"] == "rebal"
+        assert payloads["PE-ReBAL"]["preset"]["adapter"]["kind"] == "rebal"
 
 
 def test_a_jobs_key_changes_with_its_set_only(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
