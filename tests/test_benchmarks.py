@@ -339,8 +339,8 @@ def test_control_rate_prints_the_rate_of_every_configuration() -> None:
     assert len(rows) == 2 * 6 * 2 + 4  # models x planners x adapters, then the four pets presets
     assert all(number(r["idle Hz"]) > 0 and number(r["model evals/step"]) > 0 for r in rows)
     assert [r["model"].split(":")[0] for r in rows[-4:]] == ["pets", "pets_de", "pets_grbal", "pets_rebal"]
-    assert rows[-4]["planner"] == "icem 3x40 H15, mean" and rows[-3]["adapter"] == "finetune"
-    # iCEM 40 + 32 + 26 candidates (+ the elites it keeps and the mean) x H15, each through the 5 members
+    assert rows[-4]["planner"] == "icem 3x60 H10, mean" and rows[-3]["adapter"] == "finetune"
+    # iCEM 60 + 48 + 38 candidates (+ the elites it keeps and the mean) x H10, each through the 5 members
     assert 7000 <= number(rows[-4]["model evals/step"]) <= 8000
 
 
