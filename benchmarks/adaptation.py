@@ -76,7 +76,8 @@ METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Me
            "ReBAL-gated": Method("rebal", "rebal", ("adapter.context_gate=true",)),
            # probabilistic ensembles with trajectory sampling (PETS); PE-TS+DE fine-tunes the PE-TS model
            "PE-TS": Method("pets", "pets"), "PE-TS+DE": Method("pets", "pets_de"),
-           "PE-GrBAL": Method("pets_grbal", "pets_grbal"), "PE-ReBAL": Method("pets_rebal", "pets_rebal")}
+           "PE-GrBAL": Method("pets_grbal", "pets_grbal"), "PE-ReBAL": Method("pets_rebal", "pets_rebal"),
+           "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",))}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 EPISODE_SEED = 10_000
 """Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method."""

@@ -7,9 +7,10 @@ This isolates the adaptation from the planning. Returns under shift depend on th
 and the planner together, and on locomotion robots mostly on whether an episode ends in a fall; here
 every method's model is scored on the **same** held-out transitions, offline:
 
-1. For each training seed, the MB model (``<runs-dir>/adapt_..._mb..._s<seed>`` of ``benchmarks/adaptation.py``)
-   drives ``--episodes`` episodes of each test scenario (``--episode-steps`` control steps at most,
-   environment seeds 20_000 + i) through its MPC; the transitions are kept.
+1. For each training seed, the driver's model (``--driver``: MB, ``<runs-dir>/adapt_..._mb..._s<seed>`` of
+   ``benchmarks/adaptation.py``, or PE-TS for the probabilistic ensembles) drives ``--episodes`` episodes
+   of each test scenario (``--episode-steps`` control steps at most, environment seeds 20_000 + i) through
+   its MPC; the transitions are kept.
 2. Every run of M + K consecutive transitions of an episode (M = the adapter's window, K = 16) is one
    window. GrBAL: the prior's loss on the K future transitions, and the loss after the inner gradient
    step on the M past ones (with its meta-learned step sizes; GrBAL-guarded: with backtracking,
@@ -17,16 +18,23 @@ every method's model is scored on the **same** held-out transitions, offline:
    context encoded from the M past transitions (ReBAL-gated: the context it plans with under
    ``--set adapter.context_gate=true``). MB+DE: the MB model,
    and the same model fine-tuned (the ``mb_de`` preset's Adam steps, accumulating) on the episode's
-   transitions up to the window's last past one, as it would be at that control step.
+   transitions up to the window's last past one, as it would be at that control step. PE-TS (no adapter)
+   gives its model's scores, before = after: the reference the adaptive PE methods have to beat.
 
-The loss is the models' training loss: mean squared error of the normalised state change (each model
-uses its own normalisers, so compare a method's two columns, and methods only roughly). The table gives
-seed means, the relative change from adapting and the share of windows where adapting lowered the loss.
+The loss is the models' training loss: mean squared error of the normalised state change, or the Gaussian
+NLL for a probabilistic model (each model uses its own normalisers, so compare a method's two columns;
+the change is relative to the loss's magnitude, so a negative change is an improvement for either loss).
+The *state-change error* compares methods: the mean squared error of the one-step prediction that the
+planner uses (an ensemble's members' mean; ``Adapter.predict``) on the same K future transitions, per
+dimension over the variance of the true state change in the driver's data (so 1.0 is as good as always
+predicting the average change). The table gives seed means, the relative change from adapting and the
+share of windows where adapting lowered the loss.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -44,14 +52,33 @@ from adaptation import METHODS as ADAPTATION_METHODS, run_dir, run_settings
 FUTURE = 16
 """K: future transitions scored per window (the presets' ``meta.future``)."""
 
-METHODS = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated")
+METHODS = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated", "PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-ReBAL",
+           "PE-ReBAL-gated")
 """The methods scored: each runs its trained model with its preset of benchmarks/adaptation.py."""
+DEFAULT_METHODS = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated")
+DRIVERS = ("MB", "PE-TS")
+"""Methods whose MPC can collect the scored transitions (a non-adaptive model)."""
+DEFAULT_DRIVER = "MB"
 
 
-def collect(checkpoint: Path, robot: str, scenario: str, backend: str, episodes: int, steps: int,
-            seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Episodes of the MB controller: per episode ``(obs [T, o], action [T, a], next_obs [T, o])``."""
-    controller = AdaptiveController.from_checkpoint(checkpoint, seed=seed, backend=backend, threads=None)
+class Scores(NamedTuple):
+    """One method's per-window scores on one seed's data, before and after adapting: ``[W]`` each."""
+
+    loss_before: np.ndarray
+    loss_after: np.ndarray
+    error_before: np.ndarray
+    error_after: np.ndarray
+
+
+def method_controller(method: str, checkpoint: Path, backend: str, seed: int) -> AdaptiveController:
+    """``method``'s trained model run as benchmarks/adaptation.py runs it (its preset and settings)."""
+    return load_controller(checkpoint, ADAPTATION_METHODS[method].run, backend=backend, seed=seed,
+                           overrides=run_settings(method), threads=None)
+
+
+def collect(controller: AdaptiveController, robot: str, scenario: str, backend: str, episodes: int,
+            steps: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Episodes of the driver's controller: per episode ``(obs [T, o], action [T, a], next_obs [T, o])``."""
     data = []
     for i in range(episodes):
         env = am.make(robot, scenario, backend=backend, seed=20_000 + i, episode_steps=steps)
@@ -82,37 +109,59 @@ def windows(data: list[tuple[np.ndarray, ...]], length: int) -> tuple[torch.Tens
     return tuple(torch.as_tensor(np.stack(p)) for p in parts)
 
 
-def per_window_losses(controller: AdaptiveController, obs: torch.Tensor, act: torch.Tensor, nxt: torch.Tensor,
-                      past: int) -> tuple[np.ndarray, np.ndarray]:
-    """(prior loss [W], adapted loss [W]) on the K future transitions of each window."""
-    kind = controller.preset.adapter.kind
+def state_change_scale(data: list[tuple[np.ndarray, ...]]) -> torch.Tensor:
+    """Per-dimension variance of the true state change ``next_obs - obs`` over the driver's data: ``[o]``."""
+    deltas = np.concatenate([nxt - obs for obs, _, nxt in data])
+    return torch.as_tensor(deltas.var(0) + 1e-8)
+
+
+def state_change_error(predicted: torch.Tensor, obs: torch.Tensor, nxt: torch.Tensor, scale: torch.Tensor) -> float:
+    """Mean over steps and dimensions of the squared one-step error over ``scale`` (``[K, o]`` -> unitless)."""
+    return ((predicted - nxt).square() / scale).mean().item()
+
+
+def _adapted_loss(controller: AdaptiveController, obs: torch.Tensor, act: torch.Tensor,
+                  nxt: torch.Tensor) -> torch.Tensor:
+    """The training loss of the model the controller plans with now (after its adapter's last ``adapt``)."""
     model, adapter = controller.model, controller.adapter
-    prior, adapted = [], []
+    kind = controller.preset.adapter.kind
+    if kind == "grbal":
+        return adapter.adapted.loss(obs, act, nxt)
+    if kind == "rebal":
+        return model.loss(obs, act, nxt, adapter.context.expand(obs.shape[0], -1))
+    if kind == "none":
+        return model.loss(obs, act, nxt)
+    raise ValueError(f"per-window adaptation needs a grbal, rebal or no adapter, got {kind!r}")
+
+
+def per_window_losses(controller: AdaptiveController, obs: torch.Tensor, act: torch.Tensor, nxt: torch.Tensor,
+                      past: int, scale: torch.Tensor) -> Scores:
+    """Scores on the K future transitions of each window: before adapting (the prior: the adapter just
+    reset) and after adapting from the window's M past ones, by the run-time path (``adapt()``, with
+    GrBAL's backtracking or ReBAL's gate if the preset has them)."""
+    adapter = controller.adapter
+    scores: list[tuple[float, float, float, float]] = []
     for w in range(obs.shape[0]):
-        o, a, n = obs[w:w + 1], act[w:w + 1], nxt[w:w + 1]
-        if kind == "grbal":  # the run-time path: adapt() (with backtracking, if the preset has it)
-            adapter.adapt(o[0, :past], a[0, :past], n[0, :past])
-            with torch.no_grad():
-                loss = adapter.adapted.loss(o[0, past:], a[0, past:], n[0, past:])
-                base = model.loss(o[0, past:], a[0, past:], n[0, past:])
-        elif kind == "rebal":  # the run-time path: adapt() (with the gate, if the preset has it), then predict
-            adapter.adapt(o[0, :past], a[0, :past], n[0, :past])
-            future = o.shape[1] - past
-            with torch.no_grad():
-                loss = model.loss(o[0, past:], a[0, past:], n[0, past:], adapter.context.expand(future, -1))
-                base = model.loss(o[0, past:], a[0, past:], n[0, past:], adapter.empty_context.expand(future, -1))
-        else:
-            raise ValueError(f"per-window adaptation needs a grbal or rebal adapter, got {kind!r}")
-        prior.append(base.item())
-        adapted.append(loss.detach().item())
-    return np.array(prior), np.array(adapted)
+        o, a, n = obs[w], act[w], nxt[w]
+        future = (o[past:], a[past:], n[past:])
+        adapter.reset()
+        with torch.no_grad():
+            loss_before = _adapted_loss(controller, *future).item()
+            error_before = state_change_error(adapter.predict(*future[:2]), future[0], future[2], scale)
+        adapter.adapt(o[:past], a[:past], n[:past])
+        with torch.no_grad():
+            loss_after = _adapted_loss(controller, *future).item()
+            error_after = state_change_error(adapter.predict(*future[:2]), future[0], future[2], scale)
+        scores.append((loss_before, loss_after, error_before, error_after))
+    return Scores(*(np.array(column) for column in zip(*scores)))
 
 
 def dynamic_evaluation_losses(controller: AdaptiveController, data: list[tuple[np.ndarray, ...]],
-                              past: int) -> tuple[np.ndarray, np.ndarray]:
-    """MB+DE: (MB model's loss [W], fine-tuned model's loss [W]) on the K transitions after each window;
-    the fine-tuned model has observed the episode up to the window's last past transition."""
-    prior, adapted = [], []
+                              past: int, scale: torch.Tensor) -> Scores:
+    """MB+DE / PE-TS+DE: scores of the trained model (before) and of the fine-tuned one (after) on the K
+    transitions after each window; the fine-tuned model has observed the episode up to the window's last
+    past transition."""
+    scores: list[tuple[float, float, float, float]] = []
     for episode in data:
         obs, act, nxt = (torch.as_tensor(column) for column in episode)
         controller.reset()
@@ -121,10 +170,25 @@ def dynamic_evaluation_losses(controller: AdaptiveController, data: list[tuple[n
             if t + 1 < past:
                 continue
             future = slice(t + 1, t + 1 + FUTURE)
+            o, a, n = obs[future], act[future], nxt[future]
             with torch.no_grad():
-                prior.append(controller.model.loss(obs[future], act[future], nxt[future]).item())
-                adapted.append(controller.adapter.adapted.loss(obs[future], act[future], nxt[future]).item())
-    return np.array(prior), np.array(adapted)
+                tuned = controller.adapter.adapted
+                scores.append((controller.model.loss(o, a, n).item(), tuned.loss(o, a, n).item(),
+                               state_change_error(controller.model.predict(o, a), o, n, scale),
+                               state_change_error(tuned.predict(o, a), o, n, scale)))
+    return Scores(*(np.array(column) for column in zip(*scores)))
+
+
+def print_rows(scenario: str, results: dict[str, list[Scores]]) -> None:
+    """One table row per method: seed means of the loss and the state-change error, before and after."""
+    for method, per_seed in results.items():
+        mean = {field: np.mean([getattr(s, field).mean() for s in per_seed]) for field in Scores._fields}
+        improved = np.mean(np.concatenate([s.loss_after < s.loss_before for s in per_seed])) * 100
+        count = sum(len(s.loss_before) for s in per_seed)
+        change = (mean["loss_after"] - mean["loss_before"]) / abs(mean["loss_before"]) * 100  # < 0: better
+        print(f"| {scenario} | {method} | {count} | {mean['loss_before']:.4f} | {mean['loss_after']:.4f} "
+              f"| {change:+.1f} % | {improved:.0f} % | {mean['error_before']:.4f} | {mean['error_after']:.4f} |",
+              flush=True)
 
 
 def main() -> None:
@@ -138,8 +202,10 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=2, help="held-out episodes per seed and scenario")
     parser.add_argument("--episode-steps", type=int, default=300, help="control steps per episode at most")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
-                        help="methods to score (only their checkpoints, and MB's, need to exist)")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(METHODS),
+                        help="methods to score (only their checkpoints, and the driver's, need to exist)")
+    parser.add_argument("--driver", default=DEFAULT_DRIVER, choices=list(DRIVERS),
+                        help="the method whose MPC collects the scored transitions (default: MB)")
     parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(),
                         help="where adaptation.py's run folders live (default: $ADAPTIVE_MBRL_RUNS or runs/)")
     args = parser.parse_args()
@@ -147,39 +213,33 @@ def main() -> None:
         parser.error("--episodes and --episode-steps must be at least 1")
     print(provenance_line(), flush=True)
     torch.set_num_threads(args.threads)
-    print(f"\n{args.robot}: prediction loss on the {FUTURE} transitions after each window, before and after "
-          f"adapting from the window; seeds {args.seeds}, {args.episodes} episodes of <= {args.episode_steps} "
-          "steps each\n")
-    print("| scenario | method | windows | loss before adapting | loss after | change | windows improved |")
-    print("|---|---|---|---|---|---|---|")
-    trained = {"mb"} | {ADAPTATION_METHODS[m].trained for m in args.methods}  # MB collects the transitions
+    print(f"\n{args.robot}: prediction loss and state-change error on the {FUTURE} transitions after each "
+          f"window, before and after adapting from the window; transitions of {args.driver}'s MPC; seeds "
+          f"{args.seeds}, {args.episodes} episodes of <= {args.episode_steps} steps each\n")
+    print("| scenario | method | windows | loss before adapting | loss after | change | windows improved "
+          "| state-change error before | after |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for scenario in args.test_scenarios:
-        results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {method: [] for method in args.methods}
+        results: dict[str, list[Scores]] = {method: [] for method in args.methods}
         for seed in args.seeds:
-            checkpoints = {preset: run_dir(args.robot, args.train_scenario, preset, seed, args.tag, args.runs_dir)
-                           / "model.pt" for preset in trained}
-            missing = [str(f) for f in checkpoints.values() if not f.exists()]
+            checkpoints = {method: run_dir(args.robot, args.train_scenario, ADAPTATION_METHODS[method].trained,
+                                           seed, args.tag, args.runs_dir) / "model.pt"
+                           for method in {args.driver, *args.methods}}
+            missing = sorted({str(f) for f in checkpoints.values() if not f.exists()})
             if missing:
                 raise SystemExit(f"missing checkpoints (train them with benchmarks/adaptation.py): {missing}")
-            data = collect(checkpoints["mb"], args.robot, scenario, args.backend, args.episodes,
-                           args.episode_steps, seed)
+            data = collect(method_controller(args.driver, checkpoints[args.driver], args.backend, seed),
+                           args.robot, scenario, args.backend, args.episodes, args.episode_steps)
+            scale = state_change_scale(data)
             for method in args.methods:
-                checkpoint = checkpoints[ADAPTATION_METHODS[method].trained]
-                controller = load_controller(checkpoint, ADAPTATION_METHODS[method].run, backend=args.backend,
-                                             overrides=run_settings(method), threads=None)
+                controller = method_controller(method, checkpoints[method], args.backend, seed)
                 past = controller.preset.adapter.window
-                if method == "MB+DE":
-                    results[method].append(dynamic_evaluation_losses(controller, data, past))
+                if controller.preset.adapter.kind == "finetune":
+                    results[method].append(dynamic_evaluation_losses(controller, data, past, scale))
                 else:
-                    results[method].append(per_window_losses(controller, *windows(data, past + FUTURE), past))
-        for method, per_seed in results.items():
-            before = np.mean([p.mean() for p, _ in per_seed])
-            after = np.mean([a.mean() for _, a in per_seed])
-            improved = np.mean(np.concatenate([a < p for p, a in per_seed])) * 100
-            count = sum(len(p) for p, _ in per_seed)
-            change = (after / before - 1) * 100
-            print(f"| {scenario} | {method} | {count} | {before:.4f} | {after:.4f} | {change:+.1f} % "
-                  f"| {improved:.0f} % |", flush=True)
+                    results[method].append(per_window_losses(controller, *windows(data, past + FUTURE), past,
+                                                             scale))
+        print_rows(scenario, results)
 
 
 if __name__ == "__main__":

@@ -87,19 +87,19 @@ def test_no_benchmark_edits_sys_path() -> None:
                 pytest.fail(f"{script.name}:{node.lineno} uses sys.path")
 
 
-# --- adaptation.py and adaptation_gain.py: one tiny training of MB, GrBAL and ReBAL for both ------------
+# --- adaptation.py and adaptation_gain.py: one tiny training of MB, GrBAL, ReBAL, PE and PE-ReBAL for both
 
 ADAPT = ["--robot", "cartpole", "--train-scenario", "weak_motor_train", "--tag", "smoke", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
 def adaptation_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A runs folder with adaptation.py's tiny MB, GrBAL and ReBAL runs (seed 0)."""
+    """A runs folder with adaptation.py's tiny MB, GrBAL, ReBAL, PE-TS and PE-ReBAL runs (seed 0)."""
     runs = tmp_path_factory.mktemp("runs")
-    lines = run_script("adaptation", *ADAPT, "--methods", "MB", "GrBAL", "ReBAL", "--iterations", "0",
-                       "--train-only", "--set", *TINY_TRAINING, runs_dir=runs)
+    lines = run_script("adaptation", *ADAPT, "--methods", "MB", "GrBAL", "ReBAL", "PE-TS", "PE-ReBAL",
+                       "--iterations", "0", "--train-only", "--set", *TINY_TRAINING, runs_dir=runs)
     rows = table(lines, "| run | methods |")
-    assert [r["methods"] for r in rows] == ["MB", "GrBAL", "ReBAL"]
+    assert [r["methods"] for r in rows] == ["MB", "GrBAL", "ReBAL", "PE-TS", "PE-ReBAL"]
     assert all(number(r["env steps"]) == 200 and r["rounds"] == "0" for r in rows)
     return runs
 
@@ -155,6 +155,20 @@ def test_adaptation_gain_scores_every_method_on_the_same_windows(adaptation_runs
     assert all(number(r["loss before adapting"]) > 0 and number(r["loss after"]) > 0 for r in rows)
     assert rows[1]["loss before adapting"] == rows[2]["loss before adapting"]  # the same GrBAL prior
     assert rows[3]["loss before adapting"] == rows[4]["loss before adapting"]  # the same ReBAL prior
+    assert all(0 < number(r["state-change error before"]) < 100 and number(r["after"]) > 0 for r in rows)
+    assert rows[1]["state-change error before"] == rows[2]["state-change error before"]
+
+    # the probabilistic ensembles, on transitions of PE's own MPC: PE-TS is the reference (nothing adapts)
+    pe = run_script("adaptation_gain", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
+                    "--test-scenarios", "weak_motor_test", "--tag", "smoke", "--episodes", "1",
+                    "--episode-steps", "40", "--driver", "PE-TS", "--methods", "PE-TS", "PE-ReBAL",
+                    runs_dir=adaptation_runs)
+    assert "transitions of PE-TS's MPC" in "\n".join(pe)
+    ts, rebal = table(pe, "| scenario | method | windows | loss before adapting | loss after |")
+    assert (ts["method"], rebal["method"]) == ("PE-TS", "PE-ReBAL") and number(ts["windows"]) == 9
+    assert ts["loss before adapting"] == ts["loss after"] and ts["change"] == "+0.0 %"
+    assert ts["state-change error before"] == ts["after"]
+    assert rebal["loss before adapting"] != rebal["loss after"]  # the context changed the prediction
 
 
 # --- sample_efficiency.py, mb_learning.py: their own tiny trainings ------------------------------------
