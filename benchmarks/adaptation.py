@@ -10,7 +10,7 @@ work, e.g. to train methods in parallel processes with ``--methods``). MB and MB
 ``--set SECTION.KEY=VALUE ... --tag NAME`` gives every method the same changed training (e.g. a smaller
 budget: ``training.iterations=3 meta.updates_per_iteration=500``), in run folders suffixed with NAME;
 ``--run-set planner.KEY=VALUE ...`` runs the same checkpoints with a changed planner (a planner-budget
-study); ``--backend pybullet`` trains and evaluates on PyBullet (the A1 quadruped is PyBullet only).
+study) or adapter (``adapter.learning_rate=3e-4``); ``--backend pybullet`` trains and evaluates on PyBullet (the A1 quadruped is PyBullet only).
 ``--runs-dir`` defaults to ``$ADAPTIVE_MBRL_RUNS``, else ``runs/``.
 
 The evaluation is an evaluation suite (:func:`adaptive_mbrl.evaluation.run_suite`): methods x training
@@ -85,8 +85,9 @@ EPISODE_SEED = 10_000
 # --set may change how the models are trained, never how they are run (the evaluation runs the shipped
 # presets' adapters and planners)
 TRAINING_SECTIONS = ("training", "meta", "model")
-# --run-set changes how every method's trained model is run (a planner-budget study on the same checkpoints)
-RUN_SECTIONS = ("planner",)
+# --run-set changes how every method's trained model is run (a planner-budget or adapter-setting study on the
+# same checkpoints)
+RUN_SECTIONS = ("planner", "adapter")
 
 
 def run_dir(robot: str, scenario: str, preset: str, seed: int | str, tag: str = "",
@@ -210,9 +211,10 @@ def parse_args() -> argparse.Namespace:
                         f"meta.updates_per_iteration=500 (sections: {', '.join(TRAINING_SECTIONS)})")
     parser.add_argument("--tag", default="", help="run-folder suffix, required with --set so that runs "
                         "trained differently never share a folder")
-    parser.add_argument("--run-set", dest="run_overrides", nargs="+", default=[], metavar="planner.KEY=VALUE",
-                        help="run every method's trained model with a changed planner, e.g. planner.samples=300 "
-                        "planner.iterations=5 (the checkpoints are the same; the episodes get their own folder)")
+    parser.add_argument("--run-set", dest="run_overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                        help="run every method's trained model with a changed planner or adapter, e.g. "
+                        "planner.samples=300 planner.iterations=5 or adapter.learning_rate=3e-4 (the checkpoints "
+                        "are the same; the episodes get their own folder)")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args()

@@ -70,10 +70,12 @@ class Scores(NamedTuple):
     error_after: np.ndarray
 
 
-def method_controller(method: str, checkpoint: Path, backend: str, seed: int) -> AdaptiveController:
-    """``method``'s trained model run as benchmarks/adaptation.py runs it (its preset and settings)."""
+def method_controller(method: str, checkpoint: Path, backend: str, seed: int,
+                      run_overrides: list[str] | tuple[str, ...] = ()) -> AdaptiveController:
+    """``method``'s trained model run as benchmarks/adaptation.py runs it (its preset and settings, then
+    ``run_overrides``: ``adapter.*`` / ``planner.*`` settings)."""
     return load_controller(checkpoint, ADAPTATION_METHODS[method].run, backend=backend, seed=seed,
-                           overrides=run_settings(method), threads=None)
+                           overrides=run_settings(method, run_overrides), threads=None)
 
 
 def collect(controller: AdaptiveController, robot: str, scenario: str, backend: str, episodes: int,
@@ -208,6 +210,9 @@ def main() -> None:
                         help="the method whose MPC collects the scored transitions (default: MB)")
     parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(),
                         help="where adaptation.py's run folders live (default: $ADAPTIVE_MBRL_RUNS or runs/)")
+    parser.add_argument("--run-set", dest="run_overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                        help="adapter.* / planner.* settings for every scored method (not the driver), e.g. "
+                        "adapter.learning_rate=3e-4")
     args = parser.parse_args()
     if args.episodes < 1 or args.episode_steps < 1:
         parser.error("--episodes and --episode-steps must be at least 1")
@@ -215,7 +220,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"\n{args.robot}: prediction loss and state-change error on the {FUTURE} transitions after each "
           f"window, before and after adapting from the window; transitions of {args.driver}'s MPC; seeds "
-          f"{args.seeds}, {args.episodes} episodes of <= {args.episode_steps} steps each\n")
+          f"{args.seeds}, {args.episodes} episodes of <= {args.episode_steps} steps each"
+          f"{'; run with ' + ' '.join(args.run_overrides) if args.run_overrides else ''}\n")
     print("| scenario | method | windows | loss before adapting | loss after | change | windows improved "
           "| state-change error before | after |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -232,7 +238,7 @@ def main() -> None:
                            args.robot, scenario, args.backend, args.episodes, args.episode_steps)
             scale = state_change_scale(data)
             for method in args.methods:
-                controller = method_controller(method, checkpoints[method], args.backend, seed)
+                controller = method_controller(method, checkpoints[method], args.backend, seed, args.run_overrides)
                 past = controller.preset.adapter.window
                 if controller.preset.adapter.kind == "finetune":
                     results[method].append(dynamic_evaluation_losses(controller, data, past, scale))

@@ -157,6 +157,13 @@ def test_adaptation_gain_scores_every_method_on_the_same_windows(adaptation_runs
     assert rows[3]["loss before adapting"] == rows[4]["loss before adapting"]  # the same ReBAL prior
     assert all(0 < number(r["state-change error before"]) < 100 and number(r["after"]) > 0 for r in rows)
     assert rows[1]["state-change error before"] == rows[2]["state-change error before"]
+    # --run-set reaches the scored methods: ReBAL with the gate set at run time scores as ReBAL-gated
+    gated = run_script("adaptation_gain", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
+                       "--test-scenarios", "weak_motor_test", "--tag", "smoke", "--episodes", "1",
+                       "--episode-steps", "40", "--methods", "ReBAL", "--run-set", "adapter.context_gate=true",
+                       runs_dir=adaptation_runs)
+    [row] = table(gated, "| scenario | method | windows | loss before adapting | loss after |")
+    assert {k: v for k, v in row.items() if k != "method"} == {k: v for k, v in rows[4].items() if k != "method"}
 
     # the probabilistic ensembles, on transitions of PE's own MPC: PE-TS is the reference (nothing adapts)
     pe = run_script("adaptation_gain", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
