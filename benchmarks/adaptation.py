@@ -10,7 +10,8 @@ work, e.g. to train methods in parallel processes with ``--methods``). MB and MB
 ``--set SECTION.KEY=VALUE ... --tag NAME`` gives every method the same changed training (e.g. a smaller
 budget: ``training.iterations=3 meta.updates_per_iteration=500``), in run folders suffixed with NAME;
 ``--run-set planner.KEY=VALUE ...`` runs the same checkpoints with a changed planner (a planner-budget
-study) or adapter (``adapter.learning_rate=3e-4``); ``--backend pybullet`` trains and evaluates on PyBullet (the A1 quadruped is PyBullet only).
+study) or adapter (``adapter.learning_rate=3e-4``); ``--backend pybullet`` trains and evaluates on
+PyBullet (the A1 quadruped is PyBullet only).
 ``--runs-dir`` defaults to ``$ADAPTIVE_MBRL_RUNS``, else ``runs/``.
 
 The evaluation is an evaluation suite (:func:`adaptive_mbrl.evaluation.run_suite`): methods x training
