@@ -36,6 +36,7 @@ from adaptive_mbrl.models.state import load_model_state
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.paths import existing_checkpoint
 from adaptive_mbrl.planning import make_planner
+from adaptive_mbrl.planning.score_terms import with_upright_cost
 from adaptive_mbrl.presets import ControllerPreset, load_preset, with_run_overrides
 from adaptive_mbrl.storage.checkpoint import check_actuation, load_checkpoint
 
@@ -64,18 +65,26 @@ class AdaptiveController:
         threads: torch intra-op threads, set (process-wide, ``torch.set_num_threads``) when the
             controller is built; default :data:`~adaptive_mbrl.devices.DEFAULT_THREADS` (1, the fastest for
             planning; see :mod:`adaptive_mbrl.devices`); None leaves torch's setting.
+        upright_fn: cosine of the base's tilt, ``next_obs [..., o] -> [...]`` (e.g.
+            ``env.unwrapped.objective.uprightness``); needed when ``preset.planner.upright_cost > 0``, whose
+            posture term it feeds (:meth:`from_checkpoint` passes the robot objective's).
+
+    Raises:
+        ValueError: ``preset.planner.upright_cost > 0`` without ``upright_fn``.
     """
 
     def __init__(self, model: DynamicsModel, preset: ControllerPreset, reward_fn: Callable[..., Any],
                  termination_fn: Callable[..., Any] | None = None, device: torch.device | str | None = None,
-                 seed: int | None = None, threads: int | None = DEFAULT_THREADS) -> None:
+                 seed: int | None = None, threads: int | None = DEFAULT_THREADS,
+                 upright_fn: Callable[..., Any] | None = None) -> None:
         set_threads(threads)
         self.device = resolve_device(device) if device is not None else model.device
         self.model = model.to(self.device)
         self.preset = preset
         self.adapter: Adapter = make_adapter(self.model, preset.adapter)
         self.planner = make_planner(preset.planner, model.act_dim, device=self.device, seed=seed)
-        self.policy = AdaptivePolicy([self.adapter], self.planner, reward_fn, termination_fn)
+        planning_reward = with_upright_cost(reward_fn, upright_fn, preset.planner.upright_cost)
+        self.policy = AdaptivePolicy([self.adapter], self.planner, planning_reward, termination_fn)
         self.obs_dim, self.action_dim = model.obs_dim, model.act_dim
         self._seeded_state = self.planner.generator.get_state()
 
@@ -122,7 +131,7 @@ class AdaptiveController:
         from adaptive_mbrl.envs.objectives import robot_objective
         objective = robot_objective(payload["robot"], backend)
         controller = cls(model, preset, objective.reward, objective.terminated, device=torch_device, seed=seed,
-                         threads=threads)
+                         threads=threads, upright_fn=getattr(objective, "uprightness", None))
         # Learned adapter parts (Meta-SGD rates, ReBAL's encoder) belong to the adapter they were trained
         # with; another adapter kind (e.g. a GrBAL prior run as MB) starts without them.
         if payload.get("adapter_state") and preset.adapter.kind == trained.adapter.kind:

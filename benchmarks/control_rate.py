@@ -94,7 +94,8 @@ def measure(robot: str, model_cfg: ModelConfig, planner: PlannerConfig, adapter:
     obs, _ = env.reset()
     model = DynamicsModel(obs.shape[0], env.action_space.shape[0], model_cfg)
     preset = ControllerPreset(name="bench", planner=planner, model=model_cfg, adapter=adapter)
-    controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0, threads=threads)
+    controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0, threads=threads,
+                                    upright_fn=getattr(env.unwrapped.objective, "uprightness", None))
     evaluations = [0]
 
     def count_rows(layer, inputs, output) -> None:  # rows through the first layer, per member
@@ -169,7 +170,8 @@ def profile_steps(robot: str, model_cfg: ModelConfig, planner: PlannerConfig, ad
     obs, _ = env.reset()
     model = DynamicsModel(obs.shape[0], env.action_space.shape[0], model_cfg)
     preset = ControllerPreset(name="bench", planner=planner, model=model_cfg, adapter=adapter)
-    controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0, threads=1)
+    controller = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0, threads=1,
+                                    upright_fn=getattr(env.unwrapped.objective, "uprightness", None))
     controller.reset()
 
     def step(obs):

@@ -125,3 +125,20 @@ def test_random_policy_is_batched_and_bounded() -> None:
     assert actions.shape == (4, 3)
     assert np.all(np.abs(actions) <= 1.0)
     assert torch.as_tensor(actions).std() > 0.3
+
+
+def test_planning_reward_adds_the_posture_term_where_the_robot_has_one() -> None:
+    collector = VectorCollector("half_cheetah", n_envs=1, seed=0)
+    obs = torch.tensor(collector.obs)
+    flipped = obs.clone()
+    flipped[:, 1] = np.pi  # the cheetah on its back
+    act = torch.zeros(1, 6)
+    assert collector.planning_reward(0.0) == collector.reward_fn  # the same bound method: no wrapper
+    shaped = collector.planning_reward(2.0)
+    torch.testing.assert_close(shaped(obs, act, flipped), collector.reward_fn(obs, act, flipped) - 4.0)
+    collector.close()
+    cartpole = VectorCollector("cartpole", n_envs=1, seed=0)
+    assert cartpole.upright_fn is None
+    with pytest.raises(ValueError, match="upright_cost"):
+        cartpole.planning_reward(1.0)
+    cartpole.close()

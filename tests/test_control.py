@@ -331,3 +331,35 @@ def test_random_controller_is_seeded_bounded_and_ignores_observations(env) -> No
     assert np.array_equal(np.stack(actions), np.stack([second.act(np.ones(5)) for _ in range(50)]))
     assert not np.array_equal(np.stack(actions), np.stack([other.act(np.zeros(5)) for _ in range(50)]))
     assert np.std(np.stack(actions)) > 0.4  # spread over [-1, 1] (uniform: 0.58)
+
+
+def _cheetah_checkpoint(path: Path, upright_cost: float) -> Path:
+    preset = from_dict(ControllerPreset, {
+        "name": "tiny_upright", "model": {"hidden_sizes": [16]},
+        "planner": {"kind": "cem", "samples": 16, "horizon": 3, "iterations": 1, "elites": 2,
+                    "upright_cost": upright_cost}}, source="test")
+    model = DynamicsModel(17, 6, preset.model, seed=0)
+    save_checkpoint(path, robot="half_cheetah", obs_dim=17, action_dim=6, preset=to_dict(preset),
+                    model_state=model.state_dict(), actuation="torque")
+    return path
+
+
+def test_upright_cost_shapes_the_planners_reward_not_the_environments(tmp_path: Path) -> None:
+    path = _cheetah_checkpoint(tmp_path / "model.pt", upright_cost=3.0)
+    ctrl = AdaptiveController.from_checkpoint(path, seed=0)
+    env = am.make("half_cheetah", seed=0)
+    obs, _ = env.reset(seed=0)
+    flipped = obs.copy()
+    flipped[1] = np.pi  # on its back
+    act = np.zeros(6)
+    planned = ctrl.policy.reward_fn(*(torch.tensor(x) for x in (obs, act, flipped)))
+    assert float(planned) == pytest.approx(env.unwrapped.reward_fn(obs, act, flipped) - 6.0)
+    plain = AdaptiveController.from_checkpoint(path, seed=0, overrides=["planner.upright_cost=0"])
+    assert plain.policy.reward_fn(obs, act, flipped) == pytest.approx(env.unwrapped.reward_fn(obs, act, flipped))
+
+
+def test_upright_cost_without_an_uprightness_is_refused(model: DynamicsModel, env) -> None:
+    preset = from_dict(ControllerPreset, {**to_dict(_preset("none")), "planner": {
+        "kind": "cem", "samples": 8, "horizon": 2, "iterations": 1, "elites": 2, "upright_cost": 1.0}}, source="t")
+    with pytest.raises(ValueError, match="upright_cost > 0 needs the robot's uprightness"):
+        AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0)

@@ -162,3 +162,36 @@ def test_robot_objective_builds_no_simulator(robot: str, backend: str, monkeypat
 def _sizes(robot: str, backend: str) -> tuple[int, int]:
     from adaptive_mbrl.envs.objectives import model_sizes
     return model_sizes(am.load_robot(robot), backend)
+
+
+def test_uprightness_of_the_planar_cheetah_is_the_cosine_of_its_pitch() -> None:
+    env = am.make("half_cheetah", seed=0)
+    obs, _ = env.reset(seed=0)
+    objective = env.unwrapped.objective
+    for pitch, expected in ((0.0, 1.0), (np.pi / 2, 0.0), (np.pi, -1.0), (-np.pi, -1.0)):
+        flipped = obs.copy()
+        flipped[1] = pitch  # obs = qpos[1:] + qvel: obs[1] is the root's pitch hinge qpos[2]
+        assert objective.uprightness(flipped) == pytest.approx(expected, abs=1e-12)
+        assert float(objective.uprightness(torch.tensor(flipped))) == pytest.approx(expected, abs=1e-12)
+    batch = torch.tensor(np.stack([obs, obs]))
+    assert objective.uprightness(batch).shape == (2,)
+
+
+def test_uprightness_of_a_free_base_from_its_quaternion() -> None:
+    env = am.make("ant", seed=0)
+    obs, _ = env.reset(seed=0)
+    objective = env.unwrapped.objective
+    quat = slice(1, 5)  # obs = qpos[2:] + qvel: z, then the quaternion w x y z
+    cases = (((1.0, 0.0, 0.0, 0.0), 1.0),                                 # upright
+             ((0.0, 1.0, 0.0, 0.0), -1.0),                                # rolled upside down
+             ((np.cos(np.pi / 4), 0.0, np.sin(np.pi / 4), 0.0), 0.0),     # pitched 90 degrees
+             ((np.cos(np.pi / 2 / 2), 0.0, 0.0, np.sin(np.pi / 2 / 2)), 1.0))  # yawed only: still upright
+    for q, expected in cases:
+        tilted = obs.copy()
+        tilted[quat] = q
+        assert objective.uprightness(tilted) == pytest.approx(expected, abs=1e-12)
+
+
+def test_cartpole_has_no_uprightness() -> None:
+    env = am.make("cartpole", seed=0)
+    assert not hasattr(env.unwrapped.objective, "uprightness")

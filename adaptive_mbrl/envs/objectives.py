@@ -54,8 +54,11 @@ class LocomotionObjective:
         self._healthy_reward = float(spec.healthy_reward)
         self.vx_index = nq - self.skip
         # Height of the root: qpos[2] for a free joint (x y z quat), qpos[1] for a planar x-z-pitch root.
-        z_qpos_index = 2 if nq - nv == 1 else 1
+        self.free_base = nq - nv == 1
+        z_qpos_index = 2 if self.free_base else 1
         self.z_index = z_qpos_index - self.skip
+        # Base orientation: the quaternion w x y z at qpos[3:7] (free base) or the pitch hinge qpos[2] (planar).
+        self.tilt_index = (3 if self.free_base else 2) - self.skip
         if spec.healthy_z is not None and self.z_index < 0:
             raise ValueError("objective.healthy_z needs the root height in the observation; lower qpos_skip")
 
@@ -75,6 +78,23 @@ class LocomotionObjective:
             return z == z  # all True, same type as z (NaN heights count as unhealthy)
         lo, hi = self.spec.healthy_z
         return (z >= lo) & (z <= hi)
+
+    def uprightness(self, obs: Array) -> Array:
+        """Cosine of the base's tilt from upright, [..., o] -> [...] in [-1, 1] (1 upright, -1 upside down).
+
+        Free base: the z component of the body's up axis, ``1 - 2 (q_x^2 + q_y^2)`` from the quaternion.
+        Planar base (root slide x, slide z, hinge pitch): ``cos(pitch)``.
+
+        Raises:
+            ValueError: the orientation is not in the observation (``qpos_skip`` drops it).
+        """
+        if self.tilt_index < 0:
+            raise ValueError("uprightness needs the base orientation in the observation; lower objective.qpos_skip")
+        if self.free_base:
+            qx, qy = obs[..., self.tilt_index + 1], obs[..., self.tilt_index + 2]
+            return 1.0 - 2.0 * (qx * qx + qy * qy)
+        pitch = obs[..., self.tilt_index]
+        return pitch.cos() if hasattr(pitch, "cos") else np.cos(pitch)
 
     def reward(self, obs: Array, action: Array, next_obs: Array) -> Array:
         value = self._forward_weight * next_obs[..., self.vx_index] - self._ctrl_cost * (action * action).sum(-1)

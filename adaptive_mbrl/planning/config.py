@@ -42,6 +42,11 @@ class PlannerConfig:
         execute: cem / icem only: which sequence is executed (and kept as ``last_plan``): ``best`` (the
             best-scoring candidate of any iteration) or ``elite_mean`` (the final distribution mean: the
             elites' mean, smoothed with ``smoothing``). Default (null): cem ``elite_mean``, icem ``best``.
+        upright_cost: reward units per predicted step subtracted from the planner's score times
+            ``1 - cos(tilt)`` of the robot's base (0 upright, 1 on its side, 2 upside down; locomotion robots;
+            :func:`~adaptive_mbrl.planning.score_terms.with_upright_cost`). It keeps the MPC from discovering
+            gaits on the robot's back; the environment's reward, and so every reported return, is unchanged.
+            0 = the environment's reward alone.
     """
 
     kind: PlannerKind
@@ -60,6 +65,7 @@ class PlannerConfig:
     particles: int = bounded(1, lo=1)
     propagation: Literal["ts_inf", "ts_1", "mean"] = "ts_inf"
     execute: Execute | None = None
+    upright_cost: float = bounded(0.0, lo=0.0)
 
     def __post_init__(self) -> None:
         if self.elites > self.samples:

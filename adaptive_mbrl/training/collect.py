@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from adaptive_mbrl.adaptive_policy import AdaptivePolicy
 from adaptive_mbrl.envs import make
+from adaptive_mbrl.planning.score_terms import with_upright_cost
 from adaptive_mbrl.training.buffer import TransitionBuffer
 
 BatchPolicy = Callable[[np.ndarray], np.ndarray]
@@ -51,6 +52,16 @@ class VectorCollector:
     @property
     def termination_fn(self) -> Callable:
         return self.envs[0].termination_fn
+
+    @property
+    def upright_fn(self) -> Callable | None:
+        """Cosine of the base's tilt ``[..., o] -> [...]`` (the robot objective's), None where it has none."""
+        return getattr(self.envs[0].objective, "uprightness", None)
+
+    def planning_reward(self, upright_cost: float) -> Callable:
+        """The reward the collection's planner scores with: the environment's, minus the posture term of
+        ``planner.upright_cost`` (:func:`~adaptive_mbrl.planning.score_terms.with_upright_cost`)."""
+        return with_upright_cost(self.reward_fn, self.upright_fn, upright_cost)
 
     def run(self, policy: BatchPolicy, steps: int, buffer: TransitionBuffer, progress: bool | None = None,
             description: str = "collect", on_reset: Callable[[int], None] | None = None) -> CollectStats:

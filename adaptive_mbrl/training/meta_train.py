@@ -216,8 +216,8 @@ def collection_policy(model: DynamicsModel, adapter_state: dict[str, torch.Tenso
         env_adapter.load_state_dict(adapter_state)
         adapters.append(env_adapter)
     planner = make_planner(preset.planner, model.act_dim, device=device, seed=seed)
-    return AdaptiveCollectionPolicy(AdaptivePolicy(adapters, planner, collector.reward_fn, collector.termination_fn),
-                                    device)
+    reward = collector.planning_reward(preset.planner.upright_cost)
+    return AdaptiveCollectionPolicy(AdaptivePolicy(adapters, planner, reward, collector.termination_fn), device)
 
 
 def _updates(adapter: MetaAdapter, optimizer: torch.optim.Optimizer, buffer: TransitionBuffer,

@@ -135,9 +135,10 @@ def collection_scorer(model: DynamicsModel, planner: PlannerConfig, collector: V
     with one particle, else trajectory sampling through the model's members
     (:class:`~adaptive_mbrl.models.EnsembleParticleStep`, the planner's ``particles`` / ``propagation``).
     It holds the model itself, so each refit is planned with from the next round on."""
+    reward = collector.planning_reward(planner.upright_cost)
     if not uses_particles(model, planner):
-        return TrajectoryScorer(model.predict, collector.reward_fn, collector.termination_fn)
-    return TrajectoryScorer.for_planner(EnsembleParticleStep(model), collector.reward_fn, collector.termination_fn,
+        return TrajectoryScorer(model.predict, reward, collector.termination_fn)
+    return TrajectoryScorer.for_planner(EnsembleParticleStep(model), reward, collector.termination_fn,
                                         planner, seed=seed)
 
 
