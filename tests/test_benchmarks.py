@@ -31,7 +31,7 @@ TINY_TRAINING = ["training.random_steps=200", "training.first_epochs=2", "traini
                  "meta.updates_per_iteration=5", "meta.meta_batch=4"]
 TINY_PLANNER = ["planner.samples=16", "planner.horizon=5", "planner.iterations=1", "planner.elites=4"]
 SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "mb_learning",
-                "planning_speed", "protocol_check", "sample_efficiency", "update_cost"}
+                "planning_speed", "posture", "protocol_check", "sample_efficiency", "update_cost"}
 """Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
 
 
@@ -448,3 +448,32 @@ def test_control_rate_profiles_a_preset_by_operator() -> None:
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.5
     refused = start_script("control_rate", "--profile", "2")
     assert refused.returncode != 0 and "--profile needs --preset" in refused.stderr
+
+
+def _posture_run(folder: Path, pitches: list[float], vx: float, random_steps: int) -> Path:
+    """A half_cheetah run folder by hand: its config and a buffer whose next states have these pitches."""
+    import numpy as np
+    from adaptive_mbrl.training.buffer import TransitionBuffer
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({
+        "preset": {"training": {"random_steps": random_steps}, "planner": {"upright_cost": 3.0}},
+        "run": {"robot": "half_cheetah", "scenario": "crippled_joint_train"}}))
+    buffer = TransitionBuffer(17, 6)
+    next_obs = np.zeros((len(pitches), 17))
+    next_obs[:, 1], next_obs[:, 8] = pitches, vx  # obs[1]: the pitch hinge; obs[8]: forward velocity
+    buffer.add(next_obs, np.zeros((len(pitches), 6)), next_obs, np.zeros(len(pitches)), np.zeros(len(pitches)),
+               buffer.new_episode(), 0)
+    buffer.save(folder / "buffer.npz")
+    return folder
+
+
+def test_posture_prints_the_upside_down_share_per_block(tmp_path: Path) -> None:
+    # 4 random-data steps (1 on its back), then blocks of 3: (2 of 3 on its back), (none)
+    run = _posture_run(tmp_path / "run", [0.0, 3.0, 0.2, -0.1, 3.1, -2.9, 0.5, 0.0, 1.0, 1.2], 1.5, 4)
+    rows = table(run_script("posture", str(run), "--block", "3"), "| run |")
+    assert len(rows) == 3
+    assert [number(r["base past 90 degrees (share)"]) for r in rows] == [0.25, 0.67, 0.0]
+    assert all(number(r["mean forward velocity (m/s)"]) == 1.5 for r in rows)
+    assert all(number(r["planner.upright_cost"]) == 3 for r in rows)
+    bad = start_script("posture", str(tmp_path / "nothing"))
+    assert bad.returncode != 0 and "not a model-based run folder" in bad.stderr
