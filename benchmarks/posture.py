@@ -1,6 +1,8 @@
-"""How often a training run's robot was upside down: the posture of the data its MPC collected.
+"""How often a robot is upside down: in the data a training run collected, or under a trained controller.
 
     python benchmarks/posture.py <run folder> [<run folder> ...] [--block 50000]
+    python benchmarks/posture.py --checkpoints shipped:half_cheetah/pets <model.pt> ... \
+        --scenario crippled_joint_test --episodes 1 --steps 200 [--set planner.upright_cost=3]
 
 Reads each model-based run folder's ``buffer.npz`` (every transition it collected) and ``config.yaml`` (its
 robot), and prints per block of ``--block`` transitions (the first block is the run's random-action data,
@@ -8,6 +10,11 @@ robot), and prints per block of ``--block`` transitions (the first block is the 
 objective's ``uprightness`` < 0: on its back) and the mean forward velocity. A locomotion MPC that plans a
 short horizon can settle on a gait on the robot's back (half_cheetah: its PE runs did, 64-73 % of their
 data); ``planner.upright_cost`` is the setting against it.
+
+With ``--checkpoints``, each controller (``load_controller``, its trained preset plus ``--set``) plays
+``--episodes`` episodes of ``--scenario`` (environment and planner seeds ``--seed`` + i, like
+``adaptive-mbrl run``), ``--steps`` steps each, and the table gives the share of steps with the base past
+90 degrees, the step at which it first got there, and the return.
 """
 from __future__ import annotations
 
@@ -51,13 +58,73 @@ def posture_rows(run: Path, block: int) -> list[dict]:
     return rows
 
 
+def controller_rows(checkpoint: str, scenario: str, episodes: int, steps: int, seed: int,
+                    overrides: list[str]) -> list[dict]:
+    """One row per episode of ``checkpoint``'s controller on ``scenario``: share of steps upside down, the
+    first such step (None: never) and the return over ``steps`` steps."""
+    import adaptive_mbrl as am
+
+    robot = _checkpoint_robot(checkpoint)
+    rows = []
+    for episode in range(episodes):
+        env = am.make(robot, scenario=scenario, seed=seed + episode)
+        upright_fn = getattr(env.unwrapped.objective, "uprightness", None)
+        if upright_fn is None:
+            raise SystemExit(f"{checkpoint}: its robot has no base orientation (not a locomotion robot)")
+        ctrl = am.load_controller(checkpoint, seed=seed + episode, overrides=overrides or None)
+        obs, _ = env.reset(seed=seed + episode)
+        ctrl.reset()
+        total, upside_down = 0.0, []
+        for _ in range(steps):
+            action = ctrl.act(obs)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            ctrl.observe(obs, action, next_obs)
+            obs, total = next_obs, total + float(reward)
+            upside_down.append(bool(upright_fn(obs) < 0))
+            if terminated or truncated:
+                break
+        first = next((i + 1 for i, flag in enumerate(upside_down) if flag), None)
+        rows.append({"checkpoint": checkpoint, "episode": episode, "share": float(np.mean(upside_down)),
+                     "first": first, "return": total, "steps": len(upside_down)})
+        env.close()
+    return rows
+
+
+def _checkpoint_robot(checkpoint: str) -> str:
+    """The robot a checkpoint was trained on (``shipped:<robot>/<name>`` or the file's own record)."""
+    if checkpoint.startswith("shipped:"):
+        return checkpoint.split(":", 1)[1].split("/", 1)[0]
+    import torch
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["robot"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, help="model-based run folders (buffer.npz, config.yaml)")
+    parser.add_argument("runs", nargs="*", type=Path, help="model-based run folders (buffer.npz, config.yaml)")
     parser.add_argument("--block", type=int, default=50_000, help="transitions per row after the random data")
+    parser.add_argument("--checkpoints", nargs="+", default=[], help="model.pt files or shipped:<robot>/<name>")
+    parser.add_argument("--scenario", default="nominal", help="scenario the controllers play (--checkpoints)")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes per controller (--checkpoints)")
+    parser.add_argument("--steps", type=int, default=200, help="control steps per episode (--checkpoints)")
+    parser.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (--checkpoints)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                        help="planner / adapter settings for every controller, e.g. planner.upright_cost=3")
     args = parser.parse_args(argv)
-    if args.block < 1:
-        parser.error(f"--block must be >= 1, got {args.block}")
+    if not args.runs and not args.checkpoints:
+        parser.error("give run folders, or --checkpoints")
+    for name, value in (("--block", args.block), ("--episodes", args.episodes), ("--steps", args.steps)):
+        if value < 1:
+            parser.error(f"{name} must be >= 1, got {value}")
+    if args.checkpoints:
+        print(provenance_line())
+        print("| controller | episode | steps | steps past 90 degrees (share) | first step past 90 degrees | return |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for checkpoint in args.checkpoints:
+            for row in controller_rows(checkpoint, args.scenario, args.episodes, args.steps, args.seed, args.set):
+                first = "never" if row["first"] is None else row["first"]
+                print(f"| {checkpoint} | {row['episode']} | {row['steps']} | {row['share']:.2f} | {first} | "
+                      f"{row['return']:.1f} |")
+        return
     for run in args.runs:
         if not (run / "buffer.npz").is_file() or not (run / "config.yaml").is_file():
             parser.error(f"{run}: not a model-based run folder (needs buffer.npz and config.yaml)")

@@ -477,3 +477,21 @@ def test_posture_prints_the_upside_down_share_per_block(tmp_path: Path) -> None:
     assert all(number(r["planner.upright_cost"]) == 3 for r in rows)
     bad = start_script("posture", str(tmp_path / "nothing"))
     assert bad.returncode != 0 and "not a model-based run folder" in bad.stderr
+
+
+def test_posture_plays_controllers_and_reports_when_they_tip_over(tmp_path: Path) -> None:
+    from adaptive_mbrl.config import from_dict, to_dict
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.presets import ControllerPreset
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
+    preset = from_dict(ControllerPreset, {"name": "tiny", "model": {"hidden_sizes": [16]}, "planner": {
+        "kind": "cem", "samples": 8, "horizon": 2, "iterations": 1, "elites": 2}}, source="test")
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, robot="half_cheetah", obs_dim=17, action_dim=6, preset=to_dict(preset),
+                    model_state=DynamicsModel(17, 6, preset.model, seed=0).state_dict(), actuation="torque")
+    lines = run_script("posture", "--checkpoints", str(path), "--scenario", "crippled_joint_test", "--episodes", "2",
+                       "--steps", "6", "--set", "planner.upright_cost=3")
+    rows = table(lines, "| controller |")
+    assert [r["episode"] for r in rows] == ["0", "1"] and all(r["steps"] == "6" for r in rows)
+    assert all(0 <= number(r["steps past 90 degrees (share)"]) <= 1 for r in rows)
+    assert all(r["first step past 90 degrees"] == "never" for r in rows)  # 6 steps from an upright start
