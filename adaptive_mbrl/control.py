@@ -66,11 +66,9 @@ class AdaptiveController:
             controller is built; default :data:`~adaptive_mbrl.devices.DEFAULT_THREADS` (1, the fastest for
             planning; see :mod:`adaptive_mbrl.devices`); None leaves torch's setting.
         upright_fn: cosine of the base's tilt, ``next_obs [..., o] -> [...]`` (e.g.
-            ``env.unwrapped.objective.uprightness``); needed when ``preset.planner.upright_cost > 0``, whose
-            posture term it feeds (:meth:`from_checkpoint` passes the robot objective's).
-
-    Raises:
-        ValueError: ``preset.planner.upright_cost > 0`` without ``upright_fn``.
+            ``env.unwrapped.objective.uprightness``), for the posture term of ``preset.planner.upright_cost``
+            (:meth:`from_checkpoint` passes the robot objective's). Without it the term is left out, with a
+            warning when the preset asks for it: pass it for a locomotion robot.
     """
 
     def __init__(self, model: DynamicsModel, preset: ControllerPreset, reward_fn: Callable[..., Any],
@@ -83,6 +81,10 @@ class AdaptiveController:
         self.preset = preset
         self.adapter: Adapter = make_adapter(self.model, preset.adapter)
         self.planner = make_planner(preset.planner, model.act_dim, device=self.device, seed=seed)
+        if preset.planner.upright_cost > 0 and upright_fn is None:
+            log.warning("preset %s: planner.upright_cost=%g is left out, no upright_fn was given (pass "
+                           "upright_fn=env.unwrapped.objective.uprightness for a locomotion robot)",
+                           preset.name, preset.planner.upright_cost)
         planning_reward = with_upright_cost(reward_fn, upright_fn, preset.planner.upright_cost)
         self.policy = AdaptivePolicy([self.adapter], self.planner, planning_reward, termination_fn)
         self.obs_dim, self.action_dim = model.obs_dim, model.act_dim

@@ -358,8 +358,11 @@ def test_upright_cost_shapes_the_planners_reward_not_the_environments(tmp_path: 
     assert plain.policy.reward_fn(obs, act, flipped) == pytest.approx(env.unwrapped.reward_fn(obs, act, flipped))
 
 
-def test_upright_cost_without_an_uprightness_is_refused(model: DynamicsModel, env) -> None:
+def test_upright_cost_without_an_uprightness_is_left_out_with_a_warning(model: DynamicsModel, env,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
     preset = from_dict(ControllerPreset, {**to_dict(_preset("none")), "planner": {
         "kind": "cem", "samples": 8, "horizon": 2, "iterations": 1, "elites": 2, "upright_cost": 1.0}}, source="t")
-    with pytest.raises(ValueError, match="upright_cost > 0 needs the robot's uprightness"):
-        AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0)
+    with caplog.at_level("WARNING", logger="adaptive_mbrl.control"):
+        ctrl = AdaptiveController(model, preset, env.reward_fn, env.termination_fn, seed=0)
+    assert "planner.upright_cost=1 is left out" in caplog.text
+    assert ctrl.policy.reward_fn == env.reward_fn

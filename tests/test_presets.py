@@ -234,6 +234,7 @@ def test_the_pets_presets_are_a_probabilistic_ensemble_planned_through_the_membe
         [200, 200, 200, 200], 5, True, True, 0)
     assert (p.kind, p.particles, p.propagation) == ("icem", 1, "mean")
     assert (p.horizon, p.samples, p.iterations, p.elites) == (10, 60, 3, 6)
+    assert (p.upright_cost, mb.planner.upright_cost) == (3.0, 0.0)  # the posture term: PE presets only so far
     for name in ("pets_de", "pets_grbal", "pets_rebal"):  # every adaptive variant plans like pets
         assert load_preset(name).planner == p
     assert pets.adapter == mb.adapter and pets.training == mb.training

@@ -60,7 +60,8 @@ class VectorCollector:
 
     def planning_reward(self, upright_cost: float) -> Callable:
         """The reward the collection's planner scores with: the environment's, minus the posture term of
-        ``planner.upright_cost`` (:func:`~adaptive_mbrl.planning.score_terms.with_upright_cost`)."""
+        ``planner.upright_cost`` where the robot has a base orientation
+        (:func:`~adaptive_mbrl.planning.score_terms.with_upright_cost`)."""
         return with_upright_cost(self.reward_fn, self.upright_fn, upright_cost)
 
     def run(self, policy: BatchPolicy, steps: int, buffer: TransitionBuffer, progress: bool | None = None,
