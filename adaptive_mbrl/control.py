@@ -83,8 +83,8 @@ class AdaptiveController:
         self.planner = make_planner(preset.planner, model.act_dim, device=self.device, seed=seed)
         if preset.planner.upright_cost > 0 and upright_fn is None:
             log.warning("preset %s: planner.upright_cost=%g is left out, no upright_fn was given (pass "
-                           "upright_fn=env.unwrapped.objective.uprightness for a locomotion robot)",
-                           preset.name, preset.planner.upright_cost)
+                        "upright_fn=env.unwrapped.objective.uprightness for a locomotion robot)",
+                        preset.name, preset.planner.upright_cost)
         planning_reward = with_upright_cost(reward_fn, upright_fn, preset.planner.upright_cost)
         self.policy = AdaptivePolicy([self.adapter], self.planner, planning_reward, termination_fn)
         self.obs_dim, self.action_dim = model.obs_dim, model.act_dim
