@@ -12,8 +12,8 @@ short horizon can settle on a gait on the robot's back (half_cheetah: its PE run
 data); ``planner.upright_cost`` is the setting against it.
 
 With ``--checkpoints``, each controller (``load_controller``, its trained preset plus ``--set``) plays
-``--episodes`` episodes of ``--scenario`` (environment and planner seeds ``--seed`` + i, like
-``adaptive-mbrl run``), ``--steps`` steps each, and the table gives the share of steps with the base past
+``--episodes`` episodes of ``--scenario`` (episode i: environment and planner seed ``--seed`` + i, a
+controller loaded afresh), ``--steps`` steps each (``run_episode``), and the table gives the share of steps with the base past
 90 degrees, the step at which it first got there, and the return.
 """
 from __future__ import annotations
@@ -25,7 +25,10 @@ import numpy as np
 import yaml
 
 from adaptive_mbrl.envs.objectives import robot_objective
+from adaptive_mbrl.evaluation import load_controller, run_episode
+from adaptive_mbrl.paths import existing_checkpoint
 from adaptive_mbrl.provenance import provenance_line
+from adaptive_mbrl.storage.checkpoint import load_checkpoint
 from adaptive_mbrl.training.buffer import TransitionBuffer
 
 
@@ -61,41 +64,30 @@ def posture_rows(run: Path, block: int) -> list[dict]:
 def controller_rows(checkpoint: str, scenario: str, episodes: int, steps: int, seed: int,
                     overrides: list[str]) -> list[dict]:
     """One row per episode of ``checkpoint``'s controller on ``scenario``: share of steps upside down, the
-    first such step (None: never) and the return over ``steps`` steps."""
-    import adaptive_mbrl as am
+    first such step (None: never) and the return over ``steps`` steps.
 
-    robot = _checkpoint_robot(checkpoint)
+    Episode ``i`` plays environment seed ``seed + i`` with a controller loaded with planner seed ``seed + i``.
+    """
+    path = existing_checkpoint(checkpoint)
+    robot = load_checkpoint(path)["robot"]
+    upright_fn = getattr(robot_objective(robot), "uprightness", None)
+    if upright_fn is None:
+        raise SystemExit(f"{checkpoint}: robot {robot!r} has no base orientation (not a locomotion robot)")
     rows = []
     for episode in range(episodes):
-        env = am.make(robot, scenario=scenario, seed=seed + episode)
-        upright_fn = getattr(env.unwrapped.objective, "uprightness", None)
-        if upright_fn is None:
-            raise SystemExit(f"{checkpoint}: its robot has no base orientation (not a locomotion robot)")
-        ctrl = am.load_controller(checkpoint, seed=seed + episode, overrides=overrides or None)
-        obs, _ = env.reset(seed=seed + episode)
-        ctrl.reset()
-        total, upside_down = 0.0, []
-        for _ in range(steps):
-            action = ctrl.act(obs)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            ctrl.observe(obs, action, next_obs)
-            obs, total = next_obs, total + float(reward)
-            upside_down.append(bool(upright_fn(obs) < 0))
-            if terminated or truncated:
-                break
+        controller = load_controller(path, seed=seed + episode, overrides=overrides or None)
+        upside_down: list[bool] = []
+
+        def after_step(env, step: int) -> None:
+            if step:  # step 0 is the reset
+                sim_env = env.unwrapped
+                upside_down.append(bool(upright_fn(sim_env.objective.observe(*sim_env.sim.state())) < 0))
+
+        record = run_episode(controller, robot, scenario, seed + episode, episode_steps=steps, on_step=after_step)
         first = next((i + 1 for i, flag in enumerate(upside_down) if flag), None)
         rows.append({"checkpoint": checkpoint, "episode": episode, "share": float(np.mean(upside_down)),
-                     "first": first, "return": total, "steps": len(upside_down)})
-        env.close()
+                     "first": first, "return": record.total, "steps": len(upside_down)})
     return rows
-
-
-def _checkpoint_robot(checkpoint: str) -> str:
-    """The robot a checkpoint was trained on (``shipped:<robot>/<name>`` or the file's own record)."""
-    if checkpoint.startswith("shipped:"):
-        return checkpoint.split(":", 1)[1].split("/", 1)[0]
-    import torch
-    return torch.load(checkpoint, map_location="cpu", weights_only=True)["robot"]
 
 
 def main(argv: list[str] | None = None) -> None:
