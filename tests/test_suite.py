@@ -113,7 +113,7 @@ def test_run_suite_with_an_absolute_scenario_path_writes_its_damage_plot(tmp_pat
     assert len(plots) == 1 and plots[0].name.startswith("damage_cartpole_my_scenarios-reversed_late-")
 
 
-def test_quickstart_runs_the_shipped_200k_probabilistic_ensembles_against_pe() -> None:
+def test_quickstart_runs_the_shipped_upright_probabilistic_ensembles_against_pe() -> None:
     from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
     suite = load_suite("quickstart")
@@ -125,7 +125,10 @@ def test_quickstart_runs_the_shipped_200k_probabilistic_ensembles_against_pe() -
         for label, payload in payloads.items():
             model = payload["preset"]["model"]
             assert model["probabilistic"] and model["ensemble_size"] == 5, label
-            assert payload["meta"]["env_steps"] == 200_000 and payload["meta"]["scenario"] == "crippled_joint_train"
+            assert payload["preset"]["planner"]["upright_cost"] == 3.0, label  # trained and run off its back
+            assert payload["meta"]["scenario"] == "crippled_joint_train"
+        assert payloads["PE"]["meta"]["env_steps"] == 200_000
+        assert payloads["PE-ReBAL"]["meta"]["env_steps"] == 100_000
         assert payloads["PE-ReBAL"]["preset"]["adapter"]["kind"] == "rebal"
 
 
