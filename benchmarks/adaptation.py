@@ -78,7 +78,9 @@ METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Me
            # probabilistic ensembles with trajectory sampling (PETS); PE-TS+DE fine-tunes the PE-TS model
            "PE-TS": Method("pets", "pets"), "PE-TS+DE": Method("pets", "pets_de"),
            "PE-GrBAL": Method("pets_grbal", "pets_grbal"), "PE-ReBAL": Method("pets_rebal", "pets_rebal"),
-           "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",))}
+           "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",)),
+           # the PE-TS model fed per-motor gains estimated online (no training of its own)
+           "PE-TS+gains": Method("pets", "pets_gains")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 EPISODE_SEED = 10_000
 """Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method."""

@@ -53,7 +53,7 @@ FUTURE = 16
 """K: future transitions scored per window (the presets' ``meta.future``)."""
 
 METHODS = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated", "PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-ReBAL",
-           "PE-ReBAL-gated")
+           "PE-ReBAL-gated", "PE-TS+gains")
 """The methods scored: each runs its trained model with its preset of benchmarks/adaptation.py."""
 DEFAULT_METHODS = ("MB+DE", "GrBAL", "GrBAL-guarded", "ReBAL", "ReBAL-gated")
 DRIVERS = ("MB", "PE-TS")
@@ -133,7 +133,9 @@ def _adapted_loss(controller: AdaptiveController, obs: torch.Tensor, act: torch.
         return model.loss(obs, act, nxt, adapter.context.expand(obs.shape[0], -1))
     if kind == "none":
         return model.loss(obs, act, nxt)
-    raise ValueError(f"per-window adaptation needs a grbal, rebal or no adapter, got {kind!r}")
+    if kind == "actuator_gains":
+        return model.loss(obs, act * adapter.gains, nxt)
+    raise ValueError(f"per-window adaptation needs a grbal, rebal, actuator_gains or no adapter, got {kind!r}")
 
 
 def per_window_losses(controller: AdaptiveController, obs: torch.Tensor, act: torch.Tensor, nxt: torch.Tensor,

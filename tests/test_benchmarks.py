@@ -360,12 +360,14 @@ def peak(lines: list[str]) -> float:
 def test_control_rate_prints_the_rate_of_every_configuration() -> None:
     lines = run_script("control_rate", "--robot", "cartpole", "--steps", "1", "--threads", "1", "--busy", "0")
     rows = table(lines, "| model | planner | adapter | threads | idle Hz |")
-    assert len(rows) == 2 * 6 * 2 + 4  # models x planners x adapters, then the four pets presets
+    assert len(rows) == 2 * 6 * 2 + 5  # models x planners x adapters, then the five pets presets
     assert all(number(r["idle Hz"]) > 0 and number(r["model evals/step"]) > 0 for r in rows)
-    assert [r["model"].split(":")[0] for r in rows[-4:]] == ["pets", "pets_de", "pets_grbal", "pets_rebal"]
-    assert rows[-4]["planner"] == "icem 3x60 H10, mean" and rows[-3]["adapter"] == "finetune"
+    assert [r["model"].split(":")[0] for r in rows[-5:]] == ["pets", "pets_de", "pets_grbal", "pets_rebal",
+                                                             "pets_gains"]
+    assert rows[-5]["planner"] == "icem 3x60 H10, mean" and rows[-4]["adapter"] == "finetune"
+    assert rows[-1]["adapter"] == "actuator_gains"
     # iCEM 60 + 48 + 38 candidates (+ the elites it keeps and the mean) x H10, each through the 5 members
-    assert 7000 <= number(rows[-4]["model evals/step"]) <= 8000
+    assert 7000 <= number(rows[-5]["model evals/step"]) <= 8000
 
 
 # --- adaptive-mbrl bench ----------------------------------------------------------------------------

@@ -235,7 +235,7 @@ def test_the_pets_presets_are_a_probabilistic_ensemble_planned_through_the_membe
     assert (p.kind, p.particles, p.propagation) == ("icem", 1, "mean")
     assert (p.horizon, p.samples, p.iterations, p.elites) == (10, 60, 3, 6)
     assert (p.upright_cost, mb.planner.upright_cost) == (3.0, 0.0)  # the posture term: PE presets only so far
-    for name in ("pets_de", "pets_grbal", "pets_rebal"):  # every adaptive variant plans like pets
+    for name in ("pets_de", "pets_grbal", "pets_rebal", "pets_gains"):  # every adaptive variant plans like pets
         assert load_preset(name).planner == p
     assert pets.adapter == mb.adapter and pets.training == mb.training
     assert m.activation == mb.model.activation and m.learning_rate == mb.model.learning_rate
@@ -246,3 +246,7 @@ def test_the_pets_presets_are_a_probabilistic_ensemble_planned_through_the_membe
     assert pets_de.adapter == load_preset("mb_de").adapter
     assert dataclasses.replace(pets_de, name="pets", description=pets.description, adapter=pets.adapter) == pets
     assert yaml.safe_load((controllers_dir() / "pets_de.yaml").read_text())["base"] == "pets"
+    # pets_gains: the pets model and planner, fed per-motor gains estimated online (no training of its own).
+    gains = load_preset("pets_gains")
+    assert (gains.adapter.kind, gains.adapter.window, gains.adapter.steps) == ("actuator_gains", 16, 5)
+    assert dataclasses.replace(gains, name="pets", description=pets.description, adapter=pets.adapter) == pets

@@ -9,6 +9,8 @@ restores the prior (the trained weights). Adapters:
 - ``none``: MB, no adaptation.
 - ``finetune``: MB+DE (dynamic evaluation), gradient steps on the last M transitions every step.
 - ``grbal`` / ``rebal``: meta-trained gradient / recurrent adaptation.
+- ``actuator_gains``: per-actuator gains estimated online (a motor fault is a rescaled action); any
+  trained model, no meta-training.
 
 :mod:`adaptive_mbrl.adaptation.registry` maps each kind to its class and builds adapters.
 """
@@ -26,7 +28,7 @@ from adaptive_mbrl.models.dynamics import DynamicsModel
 from adaptive_mbrl.models.particles import EnsembleParticleStep
 from adaptive_mbrl.planning.rollout import ParticleStep
 
-AdapterKind = Literal["none", "finetune", "grbal", "rebal"]
+AdapterKind = Literal["none", "finetune", "grbal", "rebal", "actuator_gains"]
 
 
 @dataclass
@@ -34,9 +36,9 @@ class AdapterConfig:
     """Online adaptation settings.
 
     Attributes:
-        kind: ``none`` (MB), ``finetune`` (MB+DE), ``grbal`` or ``rebal``.
+        kind: ``none`` (MB), ``finetune`` (MB+DE), ``grbal``, ``rebal`` or ``actuator_gains``.
         window: M, how many of the latest transitions adaptation looks at.
-        steps: gradient steps per control step (finetune, grbal).
+        steps: gradient steps per control step (finetune, grbal, actuator_gains).
         learning_rate: step size of those gradient steps.
         optimizer: ``sgd`` or ``adam`` (finetune only; GrBAL's inner step is plain SGD as meta-trained).
         reset_each_step: finetune only: restart every step from the trained weights (True) or keep

@@ -5,6 +5,7 @@ this module imports them all, so nothing inside ``adaptation/`` imports in a cir
 """
 from __future__ import annotations
 
+from adaptive_mbrl.adaptation.actuator_gains import ActuatorGainAdapter
 from adaptive_mbrl.adaptation.base import Adapter, AdapterConfig, NoAdaptation
 from adaptive_mbrl.adaptation.finetune import FinetuneAdapter
 from adaptive_mbrl.adaptation.grbal import GrBALAdapter
@@ -12,7 +13,7 @@ from adaptive_mbrl.adaptation.rebal import ReBALAdapter
 from adaptive_mbrl.models.dynamics import DynamicsModel
 
 ADAPTERS: dict[str, type[Adapter]] = {"none": NoAdaptation, "finetune": FinetuneAdapter, "grbal": GrBALAdapter,
-                                      "rebal": ReBALAdapter}
+                                      "rebal": ReBALAdapter, "actuator_gains": ActuatorGainAdapter}
 
 
 def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
