@@ -168,11 +168,14 @@ def test_adaptation_gain_scores_every_method_on_the_same_windows(adaptation_runs
     # the probabilistic ensembles, on transitions of PE's own MPC: PE-TS is the reference (nothing adapts)
     pe = run_script("adaptation_gain", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
                     "--test-scenarios", "weak_motor_test", "--tag", "smoke", "--episodes", "1",
-                    "--episode-steps", "40", "--driver", "PE-TS", "--methods", "PE-TS", "PE-ReBAL",
+                    "--episode-steps", "40", "--driver", "PE-TS", "--methods", "PE-TS", "PE-ReBAL", "PE-TS+gains",
                     runs_dir=adaptation_runs)
     assert "transitions of PE-TS's MPC" in "\n".join(pe)
-    ts, rebal = table(pe, "| scenario | method | windows | loss before adapting | loss after |")
-    assert (ts["method"], rebal["method"]) == ("PE-TS", "PE-ReBAL") and number(ts["windows"]) == 9
+    ts, rebal, gains = table(pe, "| scenario | method | windows | loss before adapting | loss after |")
+    assert (ts["method"], rebal["method"], gains["method"]) == ("PE-TS", "PE-ReBAL", "PE-TS+gains")
+    assert number(ts["windows"]) == number(gains["windows"]) == 9
+    # the actuator gains run PE-TS's own model: the same prior, then gains fitted to the weak motor
+    assert gains["loss before adapting"] == ts["loss before adapting"] and gains["loss after"] != ts["loss after"]
     assert ts["loss before adapting"] == ts["loss after"] and ts["change"] == "+0.0 %"
     assert ts["state-change error before"] == ts["after"]
     assert rebal["loss before adapting"] != rebal["loss after"]  # the context changed the prediction
@@ -416,7 +419,7 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
     from adaptive_mbrl.presets import load_preset
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when the script runs: its folder first on sys.path
     module = importlib.import_module("adaptation")
-    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-ReBAL"):
+    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-ReBAL", "PE-TS+gains"):
         method = module.METHODS[label]
         trained, run = load_preset(method.trained), load_preset(method.run)
         assert trained.model.probabilistic and run.model == trained.model and run.planner.propagation == "mean"

@@ -119,16 +119,19 @@ def test_quickstart_runs_the_shipped_upright_probabilistic_ensembles_against_pe(
     suite = load_suite("quickstart")
     assert suite.baseline == "PE"
     for block in suite.robots:
-        payloads = {e.label: load_checkpoint(resolve_checkpoint(e.checkpoint, 0))
-                    for e in block.controllers if not e.optional}
-        assert list(payloads) == ["PE", "PE-ReBAL"]
+        entries = [e for e in block.controllers if not e.optional]
+        payloads = {e.label: load_checkpoint(resolve_checkpoint(e.checkpoint, 0)) for e in entries}
+        assert list(payloads) == ["PE", "PE+gains", "PE-ReBAL"]
+        # PE+gains runs PE's own checkpoint with the actuator-gain adapter of the pets_gains preset
+        assert [(e.checkpoint, e.preset) for e in entries[:2]] == [("shipped:half_cheetah/pets", None),
+                                                                    ("shipped:half_cheetah/pets", "pets_gains")]
         for label, payload in payloads.items():
             model = payload["preset"]["model"]
             assert model["probabilistic"] and model["ensemble_size"] == 5, label
             assert payload["preset"]["planner"]["upright_cost"] == 3.0, label  # trained and run off its back
             assert payload["meta"]["scenario"] == "crippled_joint_train"
         assert payloads["PE"]["meta"]["env_steps"] == 200_000
-        assert payloads["PE-ReBAL"]["meta"]["env_steps"] == 100_000
+        assert payloads["PE-ReBAL"]["meta"]["env_steps"] == 200_000
         assert payloads["PE-ReBAL"]["preset"]["adapter"]["kind"] == "rebal"
 
 
