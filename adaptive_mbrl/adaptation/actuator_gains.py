@@ -107,10 +107,12 @@ class ActuatorGainAdapter(Adapter):
     def _adam_step(self, grad: Tensor, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Tensor:
         """Adam's update for ``grad [a]`` (its moments carried over the control steps of an episode)."""
         first, second, count = self._moments or (torch.zeros_like(grad), torch.zeros_like(grad), 0)
-        first, second, count = beta1 * first + (1 - beta1) * grad, beta2 * second + (1 - beta2) * grad.square(), count + 1
+        first = beta1 * first + (1 - beta1) * grad
+        second = beta2 * second + (1 - beta2) * grad.square()
+        count += 1
         self._moments = (first, second, count)
-        corrected = first / (1 - beta1 ** count), second / (1 - beta2 ** count)
-        return self.config.learning_rate * corrected[0] / (corrected[1].sqrt() + eps)
+        unbiased_first, unbiased_second = first / (1 - beta1 ** count), second / (1 - beta2 ** count)
+        return self.config.learning_rate * unbiased_first / (unbiased_second.sqrt() + eps)
 
     def predict(self, obs: Tensor, action: Tensor) -> Tensor:
         return self.model.predict(obs, action * self.gains)
