@@ -30,8 +30,8 @@ TINY_TRAINING = ["training.random_steps=200", "training.first_epochs=2", "traini
                  "training.parallel_envs=1", "model.hidden_sizes=[16]", "meta.first_updates=5",
                  "meta.updates_per_iteration=5", "meta.meta_batch=4"]
 TINY_PLANNER = ["planner.samples=16", "planner.horizon=5", "planner.iterations=1", "planner.elites=4"]
-SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "mb_learning",
-                "planning_speed", "posture", "protocol_check", "sample_efficiency", "update_cost"}
+SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "gain_trace",
+                "mb_learning", "planning_speed", "posture", "protocol_check", "sample_efficiency", "update_cost"}
 """Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
 
 
@@ -503,3 +503,26 @@ def test_posture_plays_controllers_and_reports_when_they_tip_over(tmp_path: Path
     assert [r["episode"] for r in rows] == ["0", "1"] and all(r["steps"] == "6" for r in rows)
     assert all(0 <= number(r["steps past 90 degrees (share)"]) <= 1 for r in rows)
     assert all(r["first step past 90 degrees"] == "never" for r in rows)  # 6 steps from an upright start
+
+
+# --- gain_trace.py: the actuator gains step by step around a mid-episode break ---------------------------
+
+def test_gain_trace_prints_the_gains_around_the_break(tmp_path: Path) -> None:
+    from adaptive_mbrl.config import from_dict, to_dict
+    from adaptive_mbrl.models.dynamics import DynamicsModel
+    from adaptive_mbrl.presets import ControllerPreset
+    from adaptive_mbrl.storage.checkpoint import save_checkpoint
+    preset = from_dict(ControllerPreset, {"name": "tiny", "model": {"hidden_sizes": [16]}, "planner": {
+        "kind": "cem", "samples": 8, "horizon": 2, "iterations": 1, "elites": 2}}, source="test")
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, robot="half_cheetah", obs_dim=17, action_dim=6, preset=to_dict(preset),
+                    model_state=DynamicsModel(17, 6, preset.model, seed=0).state_dict(), actuation="torque")
+    lines = run_script("gain_trace", "--checkpoint", str(path), "--steps", "304", "--every", "100",
+                       "--set", *TINY_PLANNER)
+    assert any("dynamics changed at step 301" in line for line in lines)  # joint 4 breaks at step 300 (0-based)
+    rows = table(lines, "| step |")
+    assert [r["step"] for r in rows] == ["0", "100", "200", "300"]
+    assert all(-1 <= number(r[f"gain {m}"]) <= 1 for r in rows for m in range(6))
+    assert rows[0]["reward"] == "-" and all(rows[0][f"gain {m}"] == "1.00" for m in range(6))  # after the reset
+    refused = start_script("gain_trace", "--checkpoint", str(path), "--preset", "mb", "--steps", "2")
+    assert refused.returncode != 0 and "needs an actuator_gains adapter" in refused.stderr
