@@ -487,16 +487,21 @@ def test_posture_prints_the_upside_down_share_per_block(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "not a model-based run folder" in bad.stderr
 
 
-def test_posture_plays_controllers_and_reports_when_they_tip_over(tmp_path: Path) -> None:
+def tiny_half_cheetah_checkpoint(path: Path) -> Path:
+    """An untrained 16-unit half_cheetah model with a CEM 8 x H2 planner, saved as a checkpoint at ``path``."""
     from adaptive_mbrl.config import from_dict, to_dict
     from adaptive_mbrl.models.dynamics import DynamicsModel
     from adaptive_mbrl.presets import ControllerPreset
     from adaptive_mbrl.storage.checkpoint import save_checkpoint
     preset = from_dict(ControllerPreset, {"name": "tiny", "model": {"hidden_sizes": [16]}, "planner": {
         "kind": "cem", "samples": 8, "horizon": 2, "iterations": 1, "elites": 2}}, source="test")
-    path = tmp_path / "model.pt"
     save_checkpoint(path, robot="half_cheetah", obs_dim=17, action_dim=6, preset=to_dict(preset),
                     model_state=DynamicsModel(17, 6, preset.model, seed=0).state_dict(), actuation="torque")
+    return path
+
+
+def test_posture_plays_controllers_and_reports_when_they_tip_over(tmp_path: Path) -> None:
+    path = tiny_half_cheetah_checkpoint(tmp_path / "model.pt")
     lines = run_script("posture", "--checkpoints", str(path), "--scenario", "crippled_joint_test", "--episodes", "2",
                        "--steps", "6", "--set", "planner.upright_cost=3")
     rows = table(lines, "| controller |")
@@ -508,15 +513,7 @@ def test_posture_plays_controllers_and_reports_when_they_tip_over(tmp_path: Path
 # --- gain_trace.py: the actuator gains step by step around a mid-episode break ---------------------------
 
 def test_gain_trace_prints_the_gains_around_the_break(tmp_path: Path) -> None:
-    from adaptive_mbrl.config import from_dict, to_dict
-    from adaptive_mbrl.models.dynamics import DynamicsModel
-    from adaptive_mbrl.presets import ControllerPreset
-    from adaptive_mbrl.storage.checkpoint import save_checkpoint
-    preset = from_dict(ControllerPreset, {"name": "tiny", "model": {"hidden_sizes": [16]}, "planner": {
-        "kind": "cem", "samples": 8, "horizon": 2, "iterations": 1, "elites": 2}}, source="test")
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, robot="half_cheetah", obs_dim=17, action_dim=6, preset=to_dict(preset),
-                    model_state=DynamicsModel(17, 6, preset.model, seed=0).state_dict(), actuation="torque")
+    path = tiny_half_cheetah_checkpoint(tmp_path / "model.pt")
     lines = run_script("gain_trace", "--checkpoint", str(path), "--steps", "304", "--every", "100",
                        "--set", *TINY_PLANNER)
     assert any("dynamics changed at step 301" in line for line in lines)  # joint 4 breaks at step 300 (0-based)
