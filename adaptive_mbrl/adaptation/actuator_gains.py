@@ -71,8 +71,8 @@ class ActuatorGainAdapter(Adapter):
             raise ValueError(f"adapter.kind 'actuator_gains' needs a model without a context input (model."
                              f"context_dim = 0), got context_dim = {model.context_dim}; use it with a pets or mb "
                              "model, or adapter.kind 'rebal' for a context model")
-        self.gains = torch.ones(model.act_dim, device=model.device)
-        self._moments: tuple[Tensor, Tensor, int] | None = None
+        self.gains: Tensor
+        self._moments: tuple[Tensor, Tensor, int] | None
         self.reset()
 
     def reset(self) -> None:
