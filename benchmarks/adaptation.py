@@ -80,7 +80,7 @@ METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Me
            "PE-GrBAL": Method("pets_grbal", "pets_grbal"), "PE-ReBAL": Method("pets_rebal", "pets_rebal"),
            "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",)),
            # the PE-TS model fed per-motor gains estimated online (no training of its own)
-           "PE-TS+gains": Method("pets", "pets_gains")}
+           "PE-TS+gains": Method("pets", "pets_gains"), "PE-TS+gains+DE": Method("pets", "pets_gains_de")}
 DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 EPISODE_SEED = 10_000
 """Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method."""

@@ -52,7 +52,7 @@ MODELS = {"3x200 silu": ModelConfig(hidden_sizes=[200, 200, 200], activation="si
           "3x512 relu": ModelConfig(hidden_sizes=[512, 512, 512], activation="relu")}
 ADAPTERS = {"none (MB)": AdapterConfig(kind="none"),
             "finetune (MB+DE)": AdapterConfig(kind="finetune", steps=1, optimizer="adam")}
-PRESETS = ("pets", "pets_de", "pets_grbal", "pets_rebal", "pets_gains")  # measured after the grid, each with its own model, planner and adapter
+PRESETS = ("pets", "pets_de", "pets_grbal", "pets_rebal", "pets_gains", "pets_gains_de")  # measured after the grid, each with its own model, planner and adapter
 
 
 def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 10, trials: int = 5) -> float:

@@ -129,3 +129,66 @@ def test_a_context_model_is_refused_by_name() -> None:
     model = DynamicsModel(OBS, ACT, ModelConfig(hidden_sizes=[8], context_dim=2))
     with pytest.raises(ValueError, match="actuator_gains.*context_dim"):
         make_adapter(model, AdapterConfig(kind="actuator_gains"))
+
+
+# --- finetune_steps: dynamic evaluation of the weights on top of the gains ------------------------------
+
+OFFSET = torch.tensor([0.3, -0.2, 0.25])
+"""A change no per-motor gain can explain: a constant push on every state (e.g. a slope)."""
+
+
+def _shifted(n: int, gains: tuple[float, float], seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    obs, act, nxt = _transitions(n, gains, seed)
+    return obs, act, nxt + OFFSET
+
+
+def _gains_de_adapter(model: DynamicsModel, finetune_steps: int = 2) -> ActuatorGainAdapter:
+    adapter = make_adapter(model, AdapterConfig(kind="actuator_gains", window=16, steps=5, learning_rate=0.05,
+                                                finetune_steps=finetune_steps, finetune_learning_rate=3e-3))
+    assert isinstance(adapter, ActuatorGainAdapter)
+    return adapter
+
+
+def test_finetuning_fits_what_the_gains_cannot_and_still_finds_the_motor(ensemble: DynamicsModel) -> None:
+    before = {k: v.clone() for k, v in ensemble.state_dict().items()}
+    plain, tuned = _gains_adapter(ensemble), _gains_de_adapter(ensemble)
+    for t in range(60):
+        window = _shifted(16, (1.0, 0.0), seed=100 + t)
+        plain.adapt(*window)
+        tuned.adapt(*window)
+    obs, act, nxt = _shifted(200, (1.0, 0.0), seed=7)
+    with torch.no_grad():
+        plain_error = (plain.predict(obs, act) - nxt).square().mean()
+        tuned_error = (tuned.predict(obs, act) - nxt).square().mean()
+    assert tuned_error < 0.5 * plain_error, (tuned_error, plain_error)
+    assert tuned.gains[1] < 0.5 and tuned.gains[0] > 0.5  # the disabled motor is still the one found
+    assert all(torch.equal(v, ensemble.state_dict()[k]) for k, v in before.items())  # a copy was tuned
+
+
+def test_finetuned_weights_are_restored_at_reset(ensemble: DynamicsModel) -> None:
+    adapter = _gains_de_adapter(ensemble)
+    obs, act, _ = _transitions(8, (1.0, 1.0), seed=3)
+    with torch.inference_mode():
+        for t in range(5):
+            adapter.adapt(*_shifted(16, (1.0, 0.0), seed=t))
+    with torch.no_grad():
+        assert not torch.allclose(adapter.adapted.predict(obs, act), ensemble.predict(obs, act))
+        adapter.reset()
+        assert torch.equal(adapter.predict(obs, act), ensemble.predict(obs, act))
+    assert torch.equal(adapter.gains, torch.ones(ACT))
+
+
+def test_without_finetune_steps_the_trained_model_itself_predicts(ensemble: DynamicsModel) -> None:
+    assert _gains_adapter(ensemble).adapted is ensemble
+    assert _gains_de_adapter(ensemble).adapted is not ensemble
+
+
+def test_lockstep_environments_cannot_share_finetuned_weights(ensemble: DynamicsModel) -> None:
+    adapters = [_gains_de_adapter(ensemble), _gains_de_adapter(ensemble)]
+    with pytest.raises(ValueError, match="finetune_steps > 0 .*parallel_envs=1"):
+        ActuatorGainAdapter.batch_particle_step(adapters)
+
+
+def test_finetune_steps_belong_to_the_actuator_gains_adapter_only(ensemble: DynamicsModel) -> None:
+    with pytest.raises(ValueError, match="adapter.finetune_steps applies to adapter.kind 'actuator_gains' only"):
+        make_adapter(ensemble, AdapterConfig(kind="finetune", finetune_steps=1))

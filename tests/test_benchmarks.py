@@ -30,7 +30,7 @@ TINY_TRAINING = ["training.random_steps=200", "training.first_epochs=2", "traini
                  "training.parallel_envs=1", "model.hidden_sizes=[16]", "meta.first_updates=5",
                  "meta.updates_per_iteration=5", "meta.meta_batch=4"]
 TINY_PLANNER = ["planner.samples=16", "planner.horizon=5", "planner.iterations=1", "planner.elites=4"]
-SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "gain_trace",
+SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "gain_ceiling", "gain_trace",
                 "mb_learning", "planning_speed", "posture", "protocol_check", "sample_efficiency", "update_cost"}
 """Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
 
@@ -366,14 +366,14 @@ def peak(lines: list[str]) -> float:
 def test_control_rate_prints_the_rate_of_every_configuration() -> None:
     lines = run_script("control_rate", "--robot", "cartpole", "--steps", "1", "--threads", "1", "--busy", "0")
     rows = table(lines, "| model | planner | adapter | threads | idle Hz |")
-    assert len(rows) == 2 * 6 * 2 + 5  # models x planners x adapters, then the five pets presets
+    assert len(rows) == 2 * 6 * 2 + 6  # models x planners x adapters, then the six pets presets
     assert all(number(r["idle Hz"]) > 0 and number(r["model evals/step"]) > 0 for r in rows)
-    assert [r["model"].split(":")[0] for r in rows[-5:]] == ["pets", "pets_de", "pets_grbal", "pets_rebal",
-                                                             "pets_gains"]
-    assert rows[-5]["planner"] == "icem 3x60 H10, mean" and rows[-4]["adapter"] == "finetune"
-    assert rows[-1]["adapter"] == "actuator_gains"
+    assert [r["model"].split(":")[0] for r in rows[-6:]] == ["pets", "pets_de", "pets_grbal", "pets_rebal",
+                                                             "pets_gains", "pets_gains_de"]
+    assert rows[-6]["planner"] == "icem 3x60 H10, mean" and rows[-5]["adapter"] == "finetune"
+    assert rows[-2]["adapter"] == rows[-1]["adapter"] == "actuator_gains"
     # iCEM 60 + 48 + 38 candidates (+ the elites it keeps and the mean) x H10, each through the 5 members
-    assert 7000 <= number(rows[-5]["model evals/step"]) <= 8000
+    assert 7000 <= number(rows[-6]["model evals/step"]) <= 8000
 
 
 # --- adaptive-mbrl bench ----------------------------------------------------------------------------
@@ -522,4 +522,33 @@ def test_gain_trace_prints_the_gains_around_the_break(tmp_path: Path) -> None:
     assert all(-1 <= number(r[f"gain {m}"]) <= 1 for r in rows for m in range(6))
     assert rows[0]["reward"] == "-" and all(rows[0][f"gain {m}"] == "1.00" for m in range(6))  # after the reset
     refused = start_script("gain_trace", "--checkpoint", str(path), "--preset", "mb", "--steps", "2")
+    assert refused.returncode != 0 and "needs an actuator_gains adapter" in refused.stderr
+
+
+# --- gain_ceiling.py: estimated actuator gains against the true ones --------------------------------------
+
+def test_gain_ceiling_reads_the_true_gains_from_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    import adaptive_mbrl as am
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("gain_ceiling")
+    for scenario, expected in (("crippled_joint_test_hard", [1, 1, 1, 1, 0, 0]), ("nominal", [1] * 6)):
+        env = am.make("half_cheetah", scenario, seed=0)
+        env.reset()
+        assert module.true_gains(env, 6).tolist() == expected, scenario
+        env.close()
+
+
+def test_gain_ceiling_compares_the_three_controllers_on_the_same_episodes(tmp_path: Path) -> None:
+    path = tiny_half_cheetah_checkpoint(tmp_path / "model.pt")
+    lines = run_script("gain_ceiling", "--checkpoint", str(path), "--scenarios", "crippled_joint_test_hard",
+                       "--episodes", "2", "--steps", "5", "--workers", "2", "--set", *TINY_PLANNER)
+    rows = table(lines, "| scenario |")
+    assert [r["controller"] for r in rows] == ["none", "estimated", "true"]
+    assert rows[0]["ratio to none, 95 % interval"] == "-"
+    for row in rows:
+        per_episode = [float(x) for x in row["per episode"].split(", ")]
+        assert len(per_episode) == 2 and math.isclose(number(row["mean return"]), sum(per_episode) / 2, abs_tol=0.06)
+    refused = start_script("gain_ceiling", "--checkpoint", str(path), "--preset", "mb", "--episodes", "1")
     assert refused.returncode != 0 and "needs an actuator_gains adapter" in refused.stderr

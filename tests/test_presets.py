@@ -235,7 +235,7 @@ def test_the_pets_presets_are_a_probabilistic_ensemble_planned_through_the_membe
     assert (p.kind, p.particles, p.propagation) == ("icem", 1, "mean")
     assert (p.horizon, p.samples, p.iterations, p.elites) == (10, 60, 3, 6)
     assert (p.upright_cost, mb.planner.upright_cost) == (3.0, 0.0)  # the posture term: PE presets only so far
-    for name in ("pets_de", "pets_grbal", "pets_rebal", "pets_gains"):  # every adaptive variant plans like pets
+    for name in ("pets_de", "pets_grbal", "pets_rebal", "pets_gains", "pets_gains_de"):  # all plan like pets
         assert load_preset(name).planner == p
     assert pets.adapter == mb.adapter and pets.training == mb.training
     assert m.activation == mb.model.activation and m.learning_rate == mb.model.learning_rate
@@ -250,3 +250,10 @@ def test_the_pets_presets_are_a_probabilistic_ensemble_planned_through_the_membe
     gains = load_preset("pets_gains")
     assert (gains.adapter.kind, gains.adapter.window, gains.adapter.steps) == ("actuator_gains", 16, 5)
     assert dataclasses.replace(gains, name="pets", description=pets.description, adapter=pets.adapter) == pets
+    assert gains.adapter.finetune_steps == 0
+    # pets_gains_de: the same gains, then pets_de's fine-tuning step (1 Adam step, lr 1e-4) on the weights.
+    gains_de = load_preset("pets_gains_de")
+    assert dataclasses.replace(gains_de.adapter, finetune_steps=0) == gains.adapter
+    assert (gains_de.adapter.finetune_steps, gains_de.adapter.finetune_learning_rate) == (
+        pets_de.adapter.steps, pets_de.adapter.learning_rate)
+    assert dataclasses.replace(gains_de, name="pets", description=pets.description, adapter=pets.adapter) == pets

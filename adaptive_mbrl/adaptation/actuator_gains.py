@@ -12,11 +12,17 @@ M transitions, plus ``GAIN_PRIOR_WEIGHT * |g - 1|^2`` so that a window that says
 (e.g. its actions near zero) leaves it intact. ``g`` is kept in ``[GAIN_MIN, GAIN_MAX]`` and carries over
 from one control step to the next; :meth:`ActuatorGainAdapter.reset` restores ``g = 1``.
 
+With ``config.finetune_steps > 0`` it also fine-tunes a copy of the model's weights after the gains, each
+control step, on the model's own loss over the same window fed ``g * a`` (dynamic evaluation, as the
+``finetune`` adapter, accumulated through the episode and restored at reset): the gains take the motor
+fault, the weight updates the model's remaining error on the states the robot is in now.
+
 Its hypothesis class is actuator faults only: a payload, friction, mass or damping change is not a
 rescaling of the actions, so there it can only approximate (and is measured, not assumed, to do no harm).
 """
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
@@ -59,10 +65,12 @@ class ActuatorGainAdapter(Adapter):
 
     Args:
         model: any trained dynamics model (single network or ensemble, deterministic or probabilistic).
-        config: ``window`` (M), ``steps`` (Adam steps per control step), ``learning_rate``.
+        config: ``window`` (M), ``steps`` (Adam steps on the gains per control step), ``learning_rate``;
+            ``finetune_steps`` / ``finetune_learning_rate`` (Adam steps on a copy of the weights; 0 = none).
 
     Attributes:
         gains: the current estimate ``[a]`` (unitless; 1 = intact).
+        adapted: the model that predicts: ``model`` itself, or its fine-tuned copy with ``finetune_steps``.
     """
 
     def __init__(self, model: DynamicsModel, config: AdapterConfig) -> None:
@@ -73,17 +81,27 @@ class ActuatorGainAdapter(Adapter):
                              "model, or adapter.kind 'rebal' for a context model")
         self.gains: Tensor
         self._moments: tuple[Tensor, Tensor, int] | None
+        self.adapted = model
+        self._weights: torch.optim.Optimizer | None = None
+        if config.finetune_steps:
+            self.adapted = copy.deepcopy(model)
+            self._prior = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self._weights = torch.optim.Adam([p for p in self.adapted.parameters() if p.requires_grad],
+                                             lr=config.finetune_learning_rate)
         self.reset()
 
     def reset(self) -> None:
-        """Back to intact motors, ``g = 1``, and a fresh optimiser."""
+        """Back to intact motors, ``g = 1``, the trained weights, and fresh optimisers."""
         self.gains = torch.ones(self.model.act_dim, device=self.model.device)
         self._moments = None
+        if self._weights is not None:
+            self.adapted.load_state_dict(self._prior)
+            self._weights.state.clear()
 
     def window_loss(self, obs: Tensor, act: Tensor, next_obs: Tensor, gains: Tensor) -> Tensor:
         """Mean squared error of the members' normalised state change on ``[m, ...]`` transitions when the
         model is fed ``gains * act``, plus the pull towards 1. Scalar, differentiable in ``gains``."""
-        model = self.model
+        model = self.adapted
         target = model.delta_norm.normalize(next_obs - obs)
         mean = model(model.obs_norm.normalize(obs), model.act_norm.normalize(act * gains))  # [(E,) m, o]
         if model.ensemble_size > 1:
@@ -91,18 +109,33 @@ class ActuatorGainAdapter(Adapter):
         return (mean - target).square().mean() + GAIN_PRIOR_WEIGHT * (gains - 1.0).square().sum()
 
     def adapt(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> None:
-        """``config.steps`` Adam steps on the gains from the window ``[m, o], [m, a], [m, o]``."""
-        if obs.shape[0] == 0 or self.config.steps == 0:
+        """``config.steps`` Adam steps on the gains from the window ``[m, o], [m, a], [m, o]``, then
+        ``config.finetune_steps`` on the weights of :attr:`adapted`."""
+        if obs.shape[0] == 0:
             return
         with torch.inference_mode(False), torch.enable_grad():
             obs, action, next_obs = obs.clone(), action.clone(), next_obs.clone()
-            gains = self.gains.clone().requires_grad_(True)
-            for _ in range(self.config.steps):
-                (grad,) = torch.autograd.grad(self.window_loss(obs, action, next_obs, gains), gains)
-                with torch.no_grad():
-                    gains -= self._adam_step(grad)
-                    gains.clamp_(GAIN_MIN, GAIN_MAX)
+            if self.config.steps:
+                self._fit_gains(obs, action, next_obs)
+            if self._weights is not None:
+                self._fit_weights(obs, action * self.gains, next_obs)
+
+    def _fit_gains(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> None:
+        gains = self.gains.clone().requires_grad_(True)
+        for _ in range(self.config.steps):
+            (grad,) = torch.autograd.grad(self.window_loss(obs, action, next_obs, gains), gains)
+            with torch.no_grad():
+                gains -= self._adam_step(grad)
+                gains.clamp_(GAIN_MIN, GAIN_MAX)
         self.gains = gains.detach()
+
+    def _fit_weights(self, obs: Tensor, scaled_action: Tensor, next_obs: Tensor) -> None:
+        """``finetune_steps`` Adam steps of the model's own training loss on the window (all members)."""
+        assert self._weights is not None
+        for _ in range(self.config.finetune_steps):
+            self._weights.zero_grad(set_to_none=True)
+            self.adapted.loss(obs, scaled_action, next_obs).backward()
+            self._weights.step()
 
     def _adam_step(self, grad: Tensor, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Tensor:
         """Adam's update for ``grad [a]`` (its moments carried over the control steps of an episode)."""
@@ -115,14 +148,23 @@ class ActuatorGainAdapter(Adapter):
         return self.config.learning_rate * unbiased_first / (unbiased_second.sqrt() + eps)
 
     def predict(self, obs: Tensor, action: Tensor) -> Tensor:
-        return self.model.predict(obs, action * self.gains)
+        return self.adapted.predict(obs, action * self.gains)
 
     def particle_step(self) -> ParticleStep:
-        """The trained model's members as particles, fed ``gains * action``."""
-        return ScaledActionStep(EnsembleParticleStep(self.model), self.gains)
+        """The (fine-tuned) model's members as particles, fed ``gains * action``."""
+        return ScaledActionStep(EnsembleParticleStep(self.adapted), self.gains)
 
     @classmethod
     def batch_particle_step(cls, adapters: Sequence["ActuatorGainAdapter"]) -> ParticleStep:
-        """One step for ``B`` environments in lockstep: row ``b`` with ``adapters[b]``'s gains."""
+        """One step for ``B`` environments in lockstep: row ``b`` with ``adapters[b]``'s gains.
+
+        Raises:
+            ValueError: the adapters fine-tune their weights (``finetune_steps > 0``): each environment
+                then has its own weights, which one batched call of the shared model cannot hold.
+        """
+        if any(a._weights is not None for a in adapters):
+            raise ValueError("adapter.finetune_steps > 0 gives every environment its own fine-tuned weights, so "
+                             "environments in lockstep cannot share one planning call; run one environment per "
+                             "controller (e.g. training.parallel_envs=1) or adapter.finetune_steps=0")
         gains = torch.stack([a.gains for a in adapters])[:, None, :]  # [B, 1, a]
         return ScaledActionStep(EnsembleParticleStep(adapters[0].model), gains)

@@ -55,6 +55,10 @@ class AdapterConfig:
             context. Guards against an encoder that maps an unseen task onto a wrong training task.
         encoder_per_member: rebal only, for ensembles: one encoder (and context) per member, batched over
             the members, instead of one encoder whose context every member gets.
+        finetune_steps: actuator_gains only: after the gains, this many Adam steps on a copy of the model's
+            weights (its own training loss on the window, fed ``gains * action``; accumulated over the
+            episode, restored at reset): dynamic evaluation on top of the gains. 0 = the trained weights.
+        finetune_learning_rate: actuator_gains only: the step size of those weight updates.
     """
 
     kind: AdapterKind = "none"
@@ -69,6 +73,8 @@ class AdapterConfig:
     backtracking: int = bounded(0, lo=0)
     context_gate: bool = False
     encoder_per_member: bool = False
+    finetune_steps: int = bounded(0, lo=0)
+    finetune_learning_rate: float = bounded(1e-4, lo=0.0)
 
 
 class Adapter(abc.ABC):

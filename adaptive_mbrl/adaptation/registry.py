@@ -21,7 +21,8 @@ def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
 
     Raises:
         ValueError: an unknown kind (the message lists the allowed ones), or a setting that belongs to
-            another kind (``backtracking``: grbal only; ``context_gate``, ``encoder_per_member``: rebal only).
+            another kind (``backtracking``: grbal only; ``context_gate``, ``encoder_per_member``: rebal only;
+            ``finetune_steps``: actuator_gains only).
     """
     if config.kind not in ADAPTERS:
         raise ValueError(f"adapter {config.kind!r} is not available; allowed: {', '.join(sorted(ADAPTERS))}")
@@ -34,4 +35,8 @@ def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
     if config.encoder_per_member and config.kind != "rebal":
         raise ValueError(f"adapter.encoder_per_member applies to adapter.kind 'rebal' only (one recurrent encoder "
                          f"per ensemble member), got kind {config.kind!r}")
+    if config.finetune_steps and config.kind != "actuator_gains":
+        raise ValueError(f"adapter.finetune_steps applies to adapter.kind 'actuator_gains' only (weight updates "
+                         f"on top of the gains; kind 'finetune' is plain fine-tuning with adapter.steps), got "
+                         f"kind {config.kind!r}")
     return ADAPTERS[config.kind](model, config)
