@@ -182,8 +182,10 @@ def test_shipped_checkpoints_load_and_predict_the_pinned_values(name):
     load_model_state(model, payload["model_state"])
     gen = torch.Generator().manual_seed(123)
     obs, act = torch.randn(3, 17, generator=gen), torch.rand(3, 6, generator=gen) * 2 - 1
+    # 1e-5: float32 sums in another order (AVX-512 against AVX2 kernels) move the last bits, about 1e-6 on
+    # these values of order 1; any change of the weights or the normalisers moves them far more.
     torch.testing.assert_close(model.predict(obs, act)[:, :4], torch.tensor(PINNED_CHECKPOINT_PREDICTIONS[name]),
-                               rtol=0.0, atol=1e-6)
+                               rtol=0.0, atol=1e-5)
 
 
 # --- probabilistic ensembles (PETS) ------------------------------------------------------------------------
