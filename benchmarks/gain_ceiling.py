@@ -27,6 +27,7 @@ from adaptive_mbrl.envs.perturbations import JointDamage
 from adaptive_mbrl.evaluation import load_controller, run_episode
 from adaptive_mbrl.evaluation.statistics import ratio_interval
 from adaptive_mbrl.paths import existing_checkpoint
+from adaptive_mbrl.presets import load_preset
 from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
@@ -43,10 +44,10 @@ def true_gains(env, act_dim: int) -> torch.Tensor:
     return gains
 
 
-def play(job: tuple[str, str, str, str, int, int, tuple[str, ...], int | None]) -> float:
-    """One episode; ``job`` = (controller kind, checkpoint path, preset, scenario, planner seed,
+def play(job: tuple[str, str, str, str, str, int, int, tuple[str, ...], int | None]) -> float:
+    """One episode; ``job`` = (controller kind, checkpoint path, robot, preset, scenario, planner seed,
     environment seed, overrides, episode steps or None). Returns the episode's return."""
-    kind, path, preset, scenario, seed, env_seed, overrides, steps = job
+    kind, path, robot, preset, scenario, seed, env_seed, overrides, steps = job
     torch.set_num_threads(1)
     if kind == "true":
         overrides = (*overrides, "adapter.steps=0")
@@ -55,13 +56,12 @@ def play(job: tuple[str, str, str, str, int, int, tuple[str, ...], int | None]) 
     if kind == "true":
         def on_step(env, step: int) -> None:
             controller.adapter.gains = true_gains(env, controller.adapter.model.act_dim)
-    robot = load_checkpoint(path)["robot"]
     return run_episode(controller, robot, scenario, env_seed, episode_steps=steps, on_step=on_step).total
 
 
-def check_preset(path: str, preset: str) -> None:
+def check_preset(preset: str) -> None:
     """Exit with a clear message unless ``preset`` runs the actuator-gain adapter."""
-    kind = load_controller(path, preset).preset.adapter.kind
+    kind = load_preset(preset).adapter.kind
     if kind != "actuator_gains":
         raise SystemExit(f"--preset {preset!r} runs adapter {kind!r}; the ceiling needs an actuator_gains "
                          "adapter (e.g. pets_gains)")
@@ -86,16 +86,17 @@ def main(argv: list[str] | None = None) -> None:
         if value < 1:
             parser.error(f"{name} must be >= 1, got {value}")
     path = str(existing_checkpoint(args.checkpoint))
-    check_preset(path, args.preset)
-    seed = args.seed if args.seed is not None else int(load_checkpoint(path)["meta"].get("seed", 0))
+    check_preset(args.preset)
+    checkpoint = load_checkpoint(path)
+    seed = args.seed if args.seed is not None else int(checkpoint["meta"].get("seed", 0))
     presets = {"none": args.baseline_preset, "estimated": args.preset, "true": args.preset}
-    jobs = [(kind, path, presets[kind], scenario, seed, args.episode_seed + i, tuple(args.set), args.steps)
+    jobs = [(kind, path, checkpoint["robot"], presets[kind], scenario, seed, args.episode_seed + i, tuple(args.set), args.steps)
             for scenario in args.scenarios for kind in args.controllers for i in range(args.episodes)]
     with ProcessPoolExecutor(args.workers) as pool:
         returns = list(pool.map(play, jobs))
     results: dict[tuple[str, str], list[float]] = {}
     for job, value in zip(jobs, returns):
-        results.setdefault((job[3], job[0]), []).append(value)
+        results.setdefault((job[4], job[0]), []).append(value)
     print(provenance_line())
     print(f"\n{args.checkpoint}, planner seed {seed}, environment seeds {args.episode_seed}-"
           f"{args.episode_seed + args.episodes - 1}\n")
