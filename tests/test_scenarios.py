@@ -305,6 +305,16 @@ def test_samplers_cover_their_support() -> None:
     assert scales.min() < 0.12 and scales.max() > 0.28  # spread over the range, not a constant
 
 
+def test_mass_damping_test_moderate_draws_both_sides_of_training_independently() -> None:
+    """CaDM's test-moderate split: mass and damping each in {0.4, 0.5, 1.5, 1.6}, drawn independently
+    (a light and under-damped cheetah as well as a light and over-damped one)."""
+    scenario = am.envs.get_scenario("half_cheetah", "mass_damping_test_moderate")
+    rng = np.random.default_rng(0)
+    pairs = {(task.at_reset[0].scale, task.at_reset[1].scale) for task in (scenario.sample(rng) for _ in range(400))}
+    assert {mass for mass, _ in pairs} == {0.4, 0.5, 1.5, 1.6}
+    assert len(pairs) == 16  # every combination, so mass and damping are independent
+
+
 def test_task_describe_and_id() -> None:
     task = Task(at_reset=(JointDamage(joints=(4,)),))
     description = task.describe()
