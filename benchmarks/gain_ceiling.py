@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
+from typing import NamedTuple
 
 import torch
 
@@ -44,19 +45,31 @@ def true_gains(env, act_dim: int) -> torch.Tensor:
     return gains
 
 
-def play(job: tuple[str, str, str, str, str, int, int, tuple[str, ...], int | None]) -> float:
-    """One episode; ``job`` = (controller kind, checkpoint path, robot, preset, scenario, planner seed,
-    environment seed, overrides, episode steps or None). Returns the episode's return."""
-    kind, path, robot, preset, scenario, seed, env_seed, overrides, steps = job
+class Job(NamedTuple):
+    """One episode of the table."""
+
+    kind: str                    # controller: none, estimated or true
+    path: str                    # checkpoint
+    robot: str                   # the checkpoint's robot
+    preset: str
+    scenario: str
+    seed: int                    # planner seed
+    env_seed: int
+    overrides: tuple[str, ...]
+    steps: int | None            # control steps (None: the robot's episode length)
+
+
+def play(job: Job) -> float:
+    """Run one episode; returns its return."""
     torch.set_num_threads(1)
-    if kind == "true":
-        overrides = (*overrides, "adapter.steps=0")
-    controller = load_controller(path, preset, seed=seed, overrides=list(overrides) or None, threads=1)
+    overrides = (*job.overrides, "adapter.steps=0") if job.kind == "true" else job.overrides
+    controller = load_controller(job.path, job.preset, seed=job.seed, overrides=list(overrides) or None, threads=1)
     on_step = None
-    if kind == "true":
+    if job.kind == "true":
         def on_step(env, step: int) -> None:
             controller.adapter.gains = true_gains(env, controller.adapter.model.act_dim)
-    return run_episode(controller, robot, scenario, env_seed, episode_steps=steps, on_step=on_step).total
+    return run_episode(controller, job.robot, job.scenario, job.env_seed, episode_steps=job.steps,
+                       on_step=on_step).total
 
 
 def check_preset(preset: str) -> None:
@@ -90,13 +103,14 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint = load_checkpoint(path)
     seed = args.seed if args.seed is not None else int(checkpoint["meta"].get("seed", 0))
     presets = {"none": args.baseline_preset, "estimated": args.preset, "true": args.preset}
-    jobs = [(kind, path, checkpoint["robot"], presets[kind], scenario, seed, args.episode_seed + i, tuple(args.set), args.steps)
+    jobs = [Job(kind, path, checkpoint["robot"], presets[kind], scenario, seed, args.episode_seed + i,
+                tuple(args.set), args.steps)
             for scenario in args.scenarios for kind in args.controllers for i in range(args.episodes)]
     with ProcessPoolExecutor(args.workers) as pool:
         returns = list(pool.map(play, jobs))
     results: dict[tuple[str, str], list[float]] = {}
     for job, value in zip(jobs, returns):
-        results.setdefault((job[4], job[0]), []).append(value)
+        results.setdefault((job.scenario, job.kind), []).append(value)
     print(provenance_line())
     print(f"\n{args.checkpoint}, planner seed {seed}, environment seeds {args.episode_seed}-"
           f"{args.episode_seed + args.episodes - 1}\n")
