@@ -31,7 +31,8 @@ control rate), and how long the episodes lasted (those short of the episode leng
 GrBAL-guarded and ReBAL-gated are the GrBAL / ReBAL checkpoints run with their run-time safeguards, as
 ``set:`` settings of their suite entries (``adapter.backtracking=6``: an inner step that raises the window
 loss is halved up to 6 times, else dropped; ``adapter.context_gate=true``: the encoded context is kept only
-if it fits the window better than the prior's). GrBAL-prior (an ablation) is the GrBAL-trained prior run
+if it fits the window better than the prior's). PE-ReBAL runs its checkpoint with the gate off and
+PE-ReBAL-gated with it on, whatever the preset's default (``pets_rebal``: on). GrBAL-prior (an ablation) is the GrBAL-trained prior run
 without adaptation.
 """
 from __future__ import annotations
@@ -77,7 +78,9 @@ METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Me
            "ReBAL-gated": Method("rebal", "rebal", ("adapter.context_gate=true",)),
            # probabilistic ensembles with trajectory sampling (PETS); PE-TS+DE fine-tunes the PE-TS model
            "PE-TS": Method("pets", "pets"), "PE-TS+DE": Method("pets", "pets_de"),
-           "PE-GrBAL": Method("pets_grbal", "pets_grbal"), "PE-ReBAL": Method("pets_rebal", "pets_rebal"),
+           "PE-GrBAL": Method("pets_grbal", "pets_grbal"),
+           # the context gate explicitly off / on (pets_rebal's default is on)
+           "PE-ReBAL": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=false",)),
            "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",)),
            # the PE-TS model fed per-motor gains estimated online (no training of its own)
            "PE-TS+gains": Method("pets", "pets_gains"), "PE-TS+gains+DE": Method("pets", "pets_gains_de")}

@@ -426,6 +426,12 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
         method = module.METHODS[label]
         trained, run = load_preset(method.trained), load_preset(method.run)
         assert trained.model.probabilistic and run.model == trained.model and run.planner.propagation == "mean"
+    # PE-ReBAL / PE-ReBAL-gated name the context gate explicitly, so a recorded command keeps its meaning
+    # whatever pets_rebal's default (on since the three-seed comparison)
+    from adaptive_mbrl.presets import with_run_overrides
+    gates = {label: with_run_overrides(load_preset("pets_rebal"), list(module.METHODS[label].overrides)).adapter.context_gate
+             for label in ("PE-ReBAL", "PE-ReBAL-gated")}
+    assert gates == {"PE-ReBAL": False, "PE-ReBAL-gated": True} and load_preset("pets_rebal").adapter.context_gate
 
 
 # --- protocol_check.py: rankings of truncated episodes from a suite's episodes.jsonl -------------------

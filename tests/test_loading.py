@@ -38,6 +38,9 @@ def test_shipped_checkpoints_load_through_every_entry_point() -> None:
     rebal = AdaptiveController.from_preset("rebal", robot="half_cheetah", checkpoint="shipped:half_cheetah/rebal")
     assert rebal.preset.adapter.kind == "rebal"
     assert AdaptiveController.from_checkpoint("shipped:half_cheetah/grbal").preset.adapter.kind == "grbal"
+    # the shipped PE-ReBAL runs with the context gate (set after its training, which had it off)
+    pets_rebal = AdaptiveController.from_checkpoint("shipped:half_cheetah/pets_rebal")
+    assert (pets_rebal.preset.adapter.kind, pets_rebal.preset.adapter.context_gate) == ("rebal", True)
     action = tuned.act(np.zeros(17))
     assert action.shape == (6,) and np.all(np.abs(action) <= 1)
 
