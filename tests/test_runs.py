@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adaptive_mbrl.storage.runs import RunSettings, open_run_folder, read_progress, run_config, write_progress
+from adaptive_mbrl.storage.runs import (RunSettings, config_differences, open_run_folder, read_progress, run_config,
+                                        write_progress)
 
 PRESET = {"name": "p", "training": {"iterations": 2, "random_steps": 10}}
 
@@ -66,6 +67,31 @@ def test_resume_returns_the_progress_and_may_only_change_the_round_count(tmp_pat
         open_run_folder(run, _config(random_steps=99), resume=True)
     with pytest.raises(ValueError, match="exclude each other"):
         open_run_folder(run, _config(), resume=True, overwrite=True)
+
+
+def test_a_refused_resume_names_what_differs_and_the_set_that_restores_it(tmp_path: Path) -> None:
+    """After a preset's default changed (e.g. pets_rebal's context gate), the refusal says which field and how
+    to continue the run as it was started."""
+    run = tmp_path / "run"
+    _finished_run(run)
+    with pytest.raises(ValueError) as info:
+        open_run_folder(run, _config(random_steps=99), resume=True)
+    message = str(info.value)
+    assert "preset.training.random_steps: run 10, now 99" in message
+    assert message.endswith("add: --set training.random_steps=10")
+    # a run setting (not a preset field) is named, without a --set hint
+    other_seed = run_config({**PRESET}, RunSettings("cartpole", seed=3))
+    with pytest.raises(ValueError, match="run.seed: run 0, now 3") as info:
+        open_run_folder(run, other_seed, resume=True)
+    assert "--set" not in str(info.value)
+
+
+def test_config_differences_walks_nested_dicts() -> None:
+    saved = {"preset": {"adapter": {"context_gate": False, "window": 16}, "model": {"sizes": [8]}}}
+    now = {"preset": {"adapter": {"context_gate": True, "window": 16}, "model": {"sizes": [8], "new": 1}}}
+    assert config_differences(saved, now) == [("preset.adapter.context_gate", False, True),
+                                              ("preset.model.new", None, 1)]
+    assert config_differences(saved, saved) == []
 
 
 def test_resume_normalises_the_saved_preset(tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ def open_run_folder(run_dir: str | Path, config: dict[str, Any], *, resume: bool
     Raises:
         FileExistsError: ``run_dir`` holds files and neither ``resume`` nor ``overwrite`` is given (the
             message names the ways on), or ``overwrite`` on a folder that is not a run folder.
-        ValueError: both ``resume`` and ``overwrite``; a resume with other settings.
+        ValueError: both ``resume`` and ``overwrite``; a resume with other settings (the message names each
+            differing field, and the ``--set`` that restores the run's preset values where all are preset fields).
     """
     run_dir = Path(run_dir)
     if resume and overwrite:
@@ -82,10 +83,12 @@ def open_run_folder(run_dir: str | Path, config: dict[str, Any], *, resume: bool
     progress = None
     if resume and (run_dir / PROGRESS).exists():
         saved = yaml.safe_load((run_dir / CONFIG).read_text())
-        same = _comparable(saved, normalize_preset) == _comparable(config, normalize_preset)
-        if not same:
+        differences = config_differences(_comparable(saved, normalize_preset), _comparable(config, normalize_preset))
+        if differences:
             raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
-                             f"(only training.iterations may change; see {run_dir / CONFIG})")
+                             f"(only training.iterations may change; see {run_dir / CONFIG}); differing: "
+                             + "; ".join(f"{key}: run {was!r}, now {now!r}" for key, was, now in differences)
+                             + _restoring_hint(differences))
         progress = read_progress(run_dir)
     atomic_write_yaml(run_dir / CONFIG, config)
     return progress
@@ -101,6 +104,28 @@ def _clear_run_folder(run_dir: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+def config_differences(saved: Any, now: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, saved value, current value)`` for every leaf where two nested config dicts differ
+    (a key missing on one side has the value None there); [] when they are equal."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        found: list[tuple[str, Any, Any]] = []
+        for key in list(saved) + [k for k in now if k not in saved]:
+            found += config_differences(saved.get(key), now.get(key), f"{prefix}{key}.")
+        return found
+    return [] if saved == now else [(prefix.rstrip("."), saved, now)]
+
+
+def _restoring_hint(differences: list[tuple[str, Any, Any]]) -> str:
+    """The ``--set`` that gives the original run's preset values back (e.g. after a preset's default
+    changed), where every difference is a preset field."""
+    keys = [key for key, _, _ in differences]
+    if not all(key.startswith("preset.") and key.count(".") == 2 for key in keys):
+        return ""
+    values = " ".join(f"{key.removeprefix('preset.')}={yaml.safe_dump(was, default_flow_style=True).strip().removesuffix('...').strip()}"
+                      for key, was, _ in differences)
+    return f". To continue the run as it was started, add: --set {values}"
 
 
 def _comparable(config: dict[str, Any], normalize_preset: Callable[[dict], dict] | None) -> dict[str, Any]:
