@@ -32,8 +32,8 @@ GrBAL-guarded and ReBAL-gated are the GrBAL / ReBAL checkpoints run with their r
 ``set:`` settings of their suite entries (``adapter.backtracking=6``: an inner step that raises the window
 loss is halved up to 6 times, else dropped; ``adapter.context_gate=true``: the encoded context is kept only
 if it fits the window better than the prior's). PE-ReBAL runs its checkpoint with the gate off and
-PE-ReBAL-gated with it on, whatever the preset's default (``pets_rebal``: on). GrBAL-prior (an ablation) is the GrBAL-trained prior run
-without adaptation.
+PE-ReBAL-gated with it on, whatever the preset's default (``pets_rebal``: on). GrBAL-prior (an ablation)
+is the GrBAL-trained prior run without adaptation.
 """
 from __future__ import annotations
 

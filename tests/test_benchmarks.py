@@ -429,9 +429,10 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
     # PE-ReBAL / PE-ReBAL-gated name the context gate explicitly, so a recorded command keeps its meaning
     # whatever pets_rebal's default (on since the three-seed comparison)
     from adaptive_mbrl.presets import with_run_overrides
-    gates = {label: with_run_overrides(load_preset("pets_rebal"), list(module.METHODS[label].overrides)).adapter.context_gate
+    pets_rebal = load_preset("pets_rebal")
+    gates = {label: with_run_overrides(pets_rebal, list(module.METHODS[label].overrides)).adapter.context_gate
              for label in ("PE-ReBAL", "PE-ReBAL-gated")}
-    assert gates == {"PE-ReBAL": False, "PE-ReBAL-gated": True} and load_preset("pets_rebal").adapter.context_gate
+    assert gates == {"PE-ReBAL": False, "PE-ReBAL-gated": True} and pets_rebal.adapter.context_gate
 
 
 # --- protocol_check.py: rankings of truncated episodes from a suite's episodes.jsonl -------------------

@@ -123,9 +123,14 @@ def _restoring_hint(differences: list[tuple[str, Any, Any]]) -> str:
     keys = [key for key, _, _ in differences]
     if not all(key.startswith("preset.") and key.count(".") == 2 for key in keys):
         return ""
-    values = " ".join(f"{key.removeprefix('preset.')}={yaml.safe_dump(was, default_flow_style=True).strip().removesuffix('...').strip()}"
-                      for key, was, _ in differences)
+    values = " ".join(f"{key.removeprefix('preset.')}={_as_set_value(was)}" for key, was, _ in differences)
     return f". To continue the run as it was started, add: --set {values}"
+
+
+def _as_set_value(value: Any) -> str:
+    """``value`` as the VALUE of ``--set SECTION.KEY=VALUE``, which is read back with ``yaml.safe_load``
+    (one-line YAML: ``false``, ``1.0e-05``, ``[200, 200]``)."""
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
 
 
 def _comparable(config: dict[str, Any], normalize_preset: Callable[[dict], dict] | None) -> dict[str, Any]:
