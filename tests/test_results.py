@@ -38,6 +38,23 @@ def test_results_of_another_suite_configuration_are_refused(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="different suite") as refused:
         RunFolder(tmp_path, _suite(2))
     assert "--out" in str(refused.value) and f"delete {tmp_path}" in str(refused.value)
+    assert "episodes: run 1, now 2" in str(refused.value)
+
+
+def test_a_refusal_names_the_differing_fields_inside_lists_and_caps_the_list(tmp_path: Path) -> None:
+    """The changed field is named by its path through the suite's lists (robot 0, controller 0), and a
+    suite changed everywhere lists the first few fields and counts the rest."""
+    from adaptive_mbrl.evaluation.results import LISTED_DIFFERENCES, describe_differences
+    from adaptive_mbrl.config import to_dict
+    RunFolder(tmp_path, _suite()).append({"key": "a"})
+    moved = from_dict(SuiteConfig, {"name": "t", "episodes": 1, "robots": [
+        {"robot": "cartpole", "scenarios": ["nominal"], "controllers": [{"label": "MB", "checkpoint": "y.pt"}]}]})
+    with pytest.raises(ValueError, match="robots.0.controllers.0.checkpoint: run 'x.pt', now 'y.pt'"):
+        RunFolder(tmp_path, moved)
+    many = {f"k{i}": i for i in range(LISTED_DIFFERENCES + 3)}
+    text = describe_differences({k: -1 for k in many}, many)
+    assert text.count(": run -1, now ") == LISTED_DIFFERENCES and text.endswith("and 3 more")
+    assert "missing or unreadable" in describe_differences(None, to_dict(moved))
 
 
 def test_no_resume_refuses_a_folder_with_results(tmp_path: Path) -> None:

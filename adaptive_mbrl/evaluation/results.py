@@ -22,11 +22,14 @@ import yaml
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.evaluation.suite import EpisodeJob, SuiteConfig
 from adaptive_mbrl.storage.atomic import atomic_write_yaml
+from adaptive_mbrl.storage.runs import config_differences
 
 EPISODES_FILE = "episodes.jsonl"
 SUITE_FILE = "suite.yaml"
 DIGEST_CHARS = 16
 """Hex characters of the checkpoint's SHA-256 kept in an episode key (64 bits)."""
+LISTED_DIFFERENCES = 8
+"""At most this many differing suite fields are named when a resume is refused."""
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
@@ -62,6 +65,25 @@ def _same_suite(previous: Any, suite: SuiteConfig) -> bool:
         return False
 
 
+def describe_differences(previous: Any, config: dict[str, Any]) -> str:
+    """The suite fields that differ between a run folder's ``suite.yaml`` data and the suite now asked
+    for, e.g. ``episodes: run 5, now 10; jobs.0.seed: run 0, now 1`` (at most
+    :data:`LISTED_DIFFERENCES`, then a count of the rest)."""
+    if not isinstance(previous, dict):
+        return "the folder's suite file is missing or unreadable"
+    differences = config_differences(previous, config, into_lists=True)
+    named = [f"{key}: run {_short(was)}, now {_short(now)}" for key, was, now in differences[:LISTED_DIFFERENCES]]
+    if len(differences) > LISTED_DIFFERENCES:
+        named.append(f"and {len(differences) - LISTED_DIFFERENCES} more")
+    return "; ".join(named)
+
+
+def _short(value: Any, chars: int = 60) -> str:
+    """``repr(value)``, cut to ``chars`` characters with an ellipsis (a whole controller list is long)."""
+    text = repr(value)
+    return text if len(text) <= chars else text[:chars - 3] + "..."
+
+
 class RunFolder:
     """Reads and appends a suite run's results.
 
@@ -85,8 +107,8 @@ class RunFolder:
             previous = yaml.safe_load(suite_path.read_text()) if suite_path.exists() else None
             if previous != config and not _same_suite(previous, suite):
                 raise ValueError(f"{self.path} holds results of a different suite configuration (the suite "
-                                 "file changed since they were written); choose another --out, or delete "
-                                 f"{self.path} to run this one there")
+                                 f"file changed since they were written: {describe_differences(previous, config)}); "
+                                 f"choose another --out, or delete {self.path} to run this one there")
         atomic_write_yaml(suite_path, config)
 
     def finished(self) -> dict[str, dict[str, Any]]:

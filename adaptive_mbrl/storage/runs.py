@@ -106,14 +106,18 @@ def _clear_run_folder(run_dir: Path) -> None:
             child.unlink()
 
 
-def config_differences(saved: Any, now: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+def config_differences(saved: Any, now: Any, prefix: str = "", into_lists: bool = False) -> list[tuple[str, Any, Any]]:
     """``(dotted key, saved value, current value)`` for every leaf where two nested config dicts differ
-    (a key missing on one side has the value None there); [] when they are equal."""
+    (a key missing on one side has the value None there); [] when they are equal. Lists are leaves
+    (``hidden_sizes: [200, 200]``) unless ``into_lists``, where two lists of the same length are compared
+    item by item under their indices (``robots.0.scenarios``)."""
     if isinstance(saved, dict) and isinstance(now, dict):
         found: list[tuple[str, Any, Any]] = []
         for key in list(saved) + [k for k in now if k not in saved]:
-            found += config_differences(saved.get(key), now.get(key), f"{prefix}{key}.")
+            found += config_differences(saved.get(key), now.get(key), f"{prefix}{key}.", into_lists)
         return found
+    if into_lists and isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
+        return [d for i, (a, b) in enumerate(zip(saved, now)) for d in config_differences(a, b, f"{prefix}{i}.", True)]
     return [] if saved == now else [(prefix.rstrip("."), saved, now)]
 
 
