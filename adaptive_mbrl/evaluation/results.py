@@ -67,8 +67,8 @@ def _same_suite(previous: Any, suite: SuiteConfig) -> bool:
 
 def describe_differences(previous: Any, config: dict[str, Any]) -> str:
     """The suite fields that differ between a run folder's ``suite.yaml`` data and the suite now asked
-    for, e.g. ``episodes: run 5, now 10; jobs.0.seed: run 0, now 1`` (at most
-    :data:`LISTED_DIFFERENCES`, then a count of the rest)."""
+    for, e.g. ``episodes: run 5, now 10; robots.0.controllers.0.checkpoint: run 'a.pt', now 'b.pt'``
+    (at most :data:`LISTED_DIFFERENCES`, then a count of the rest)."""
     if not isinstance(previous, dict):
         return "the folder's suite file is missing or unreadable"
     differences = config_differences(previous, config, into_lists=True)
