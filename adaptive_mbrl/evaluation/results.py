@@ -22,7 +22,7 @@ import yaml
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.evaluation.suite import EpisodeJob, SuiteConfig
 from adaptive_mbrl.storage.atomic import atomic_write_yaml
-from adaptive_mbrl.storage.runs import config_differences
+from adaptive_mbrl.storage.runs import config_differences, format_differences
 
 EPISODES_FILE = "episodes.jsonl"
 SUITE_FILE = "suite.yaml"
@@ -30,6 +30,8 @@ DIGEST_CHARS = 16
 """Hex characters of the checkpoint's SHA-256 kept in an episode key (64 bits)."""
 LISTED_DIFFERENCES = 8
 """At most this many differing suite fields are named when a resume is refused."""
+SHOWN_VALUE_CHARS = 60
+"""Each differing value is shown cut to this many characters (a whole controller list is long)."""
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
@@ -71,17 +73,8 @@ def describe_differences(previous: Any, config: dict[str, Any]) -> str:
     (at most :data:`LISTED_DIFFERENCES`, then a count of the rest)."""
     if not isinstance(previous, dict):
         return "the folder's suite file is missing or unreadable"
-    differences = config_differences(previous, config, into_lists=True)
-    named = [f"{key}: run {_short(was)}, now {_short(now)}" for key, was, now in differences[:LISTED_DIFFERENCES]]
-    if len(differences) > LISTED_DIFFERENCES:
-        named.append(f"and {len(differences) - LISTED_DIFFERENCES} more")
-    return "; ".join(named)
-
-
-def _short(value: Any, chars: int = 60) -> str:
-    """``repr(value)``, cut to ``chars`` characters with an ellipsis (a whole controller list is long)."""
-    text = repr(value)
-    return text if len(text) <= chars else text[:chars - 3] + "..."
+    return format_differences(config_differences(previous, config, into_lists=True), LISTED_DIFFERENCES,
+                              value_chars=SHOWN_VALUE_CHARS)
 
 
 class RunFolder:

@@ -87,8 +87,7 @@ def open_run_folder(run_dir: str | Path, config: dict[str, Any], *, resume: bool
         if differences:
             raise ValueError(f"{run_dir}: resume needs the same preset and run settings as the original run "
                              f"(only training.iterations may change; see {run_dir / CONFIG}); differing: "
-                             + "; ".join(f"{key}: run {was!r}, now {now!r}" for key, was, now in differences)
-                             + _restoring_hint(differences))
+                             + format_differences(differences) + _restoring_hint(differences))
         progress = read_progress(run_dir)
     atomic_write_yaml(run_dir / CONFIG, config)
     return progress
@@ -119,6 +118,20 @@ def config_differences(saved: Any, now: Any, prefix: str = "", into_lists: bool 
     if into_lists and isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
         return [d for i, (a, b) in enumerate(zip(saved, now)) for d in config_differences(a, b, f"{prefix}{i}.", True)]
     return [] if saved == now else [(prefix.rstrip("."), saved, now)]
+
+
+def format_differences(differences: list[tuple[str, Any, Any]], limit: int | None = None,
+                       value_chars: int | None = None) -> str:
+    """:func:`config_differences` as text, ``key: run <saved>, now <current>`` joined by ``; ``; with ``limit``
+    only the first ``limit`` and a count of the rest; with ``value_chars`` each value's repr cut to that
+    many characters (ending in ``...``)."""
+    def shown(value: Any) -> str:
+        text = repr(value)
+        return text if value_chars is None or len(text) <= value_chars else text[:value_chars - 3] + "..."
+    named = [f"{key}: run {shown(was)}, now {shown(now)}" for key, was, now in differences[:limit]]
+    if limit is not None and len(differences) > limit:
+        named.append(f"and {len(differences) - limit} more")
+    return "; ".join(named)
 
 
 def _restoring_hint(differences: list[tuple[str, Any, Any]]) -> str:
