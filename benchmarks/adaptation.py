@@ -8,7 +8,9 @@ budget (the presets' ``training`` sections) in ``<runs-dir>/adapt_<robot>_<train
 (resumable: run the same command again after an interruption; ``--train-only`` / ``--eval-only`` split the
 work, e.g. to train methods in parallel processes with ``--methods``). MB and MB+DE share the MB model.
 ``--set SECTION.KEY=VALUE ... --tag NAME`` gives every method the same changed training (e.g. a smaller
-budget: ``training.iterations=3 meta.updates_per_iteration=500``), in run folders suffixed with NAME;
+budget: ``training.iterations=3 meta.updates_per_iteration=500``), in run folders suffixed with NAME; a
+planner setting there (``planner.upright_cost=3``: the posture term for MB and MB+DE) changes the planner
+that collects the training data and the one that plays the evaluation episodes;
 ``--run-set planner.KEY=VALUE ...`` runs the same checkpoints with a changed planner (a planner-budget
 study) or adapter (``adapter.learning_rate=3e-4``); ``--backend pybullet`` trains and evaluates on
 PyBullet (the A1 quadruped is PyBullet only).
@@ -88,9 +90,10 @@ DEFAULT_METHODS = ["MB", "MB+DE", "GrBAL", "ReBAL"]
 EPISODE_SEED = 10_000
 """Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method."""
 
-# --set may change how the models are trained, never how they are run (the evaluation runs the shipped
-# presets' adapters and planners)
-TRAINING_SECTIONS = ("training", "meta", "model")
+# --set changes how the models are trained; its planner settings change the planner that collects the training
+# data and, so that every method runs as it was trained, the one that plays the evaluation episodes (the
+# evaluation otherwise runs the shipped presets' adapters and planners)
+TRAINING_SECTIONS = ("training", "meta", "model", "planner")
 # --run-set changes how every method's trained model is run (a planner-budget or adapter-setting study on the
 # same checkpoints)
 RUN_SECTIONS = ("planner", "adapter")
@@ -133,26 +136,52 @@ def checkpoint_pattern(args: argparse.Namespace, label: str) -> str:
 
 
 def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Path],
-                presets: dict[str, ControllerPreset]) -> tuple[SuiteConfig, Path]:
-    """The evaluation suite (validated like a suite file) and its run folder. ``presets``: what each
-    method's entry resolves to (:func:`run_preset`), so that an edited shipped preset changes the folder."""
+                presets: dict[str, ControllerPreset], seeds: list[int]) -> tuple[SuiteConfig, Path]:
+    """The evaluation suite of training seeds ``seeds`` (validated like a suite file) and its run folder.
+    ``presets``: what each method's entry resolves to (:func:`run_preset`), so that an edited shipped preset
+    changes the folder."""
     patterns = {label: checkpoint_pattern(args, label) for label in args.methods}
     identity = {"robot": args.robot, "backend": args.backend, "train": args.train_scenario,
-                "scenarios": args.test_scenarios, "seeds": args.seeds, "episodes": args.episodes,
+                "scenarios": args.test_scenarios, "seeds": seeds, "episodes": args.episodes,
                 "episode_steps": args.episode_steps, "checkpoints": patterns,
                 "presets": {label: to_dict(p) for label, p in presets.items()},
-                "weights": {f"{label} s{seed}": file_sha256(path) for (label, seed), path in checkpoints.items()}}
+                "weights": {f"{label} s{seed}": file_sha256(path) for (label, seed), path in checkpoints.items()
+                            if seed in seeds}}
     folder = keyed_folder(args.runs_dir, f"adapt_eval_{args.robot}_{scenario_slug(args.train_scenario)}"
                           f"{'_' + args.tag if args.tag else ''}", identity)
     entries = [ControllerEntry(label, patterns[label], METHODS[label].run,
                                set=run_settings(label, args.run_overrides)) for label in args.methods]
-    suite = SuiteConfig(name=f"adapt_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
+    suite = SuiteConfig(name=f"adapt_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(seeds),
                         episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
                         baseline=baseline_label(args),
                         robots=[RobotBlock(args.robot, list(args.test_scenarios), entries, args.backend)],
                         description=f"{', '.join(args.methods)} trained on {args.train_scenario}")
     validate_suite(suite, "adaptation.py")
     return suite, folder
+
+
+def evaluate(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Path],
+             presets: dict[str, ControllerPreset]) -> Path:
+    """Play the evaluation episodes; returns the folder of the suite of all ``args.seeds``.
+
+    With several seeds each seed's episodes are played in the folder a one-seed command keys for it, then
+    pooled into the all-seed folder: a study that adds a training seed plays only the new seed's episodes,
+    and a one-seed command finds the episodes an all-seed one played. Every folder is keyed by the presets'
+    contents and the checkpoints' bytes, so only episodes of the same configuration are shared."""
+    executor = LocalExecutor(args.workers)
+    suite, folder = build_suite(args, checkpoints, presets, list(args.seeds))
+    changed = f", run with {' '.join(args.run_overrides)}" if args.run_overrides else ""
+    print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each"
+          f"{changed}; evaluation in {folder}\n", flush=True)
+    seed_folders = []
+    if len(args.seeds) > 1:
+        for seed in args.seeds:
+            seed_suite, seed_folder = build_suite(args, checkpoints, presets, [seed])
+            print(f"seed {seed}: {seed_folder}", flush=True)
+            run_suite(seed_suite, seed_folder, executor, reuse=[folder])
+            seed_folders.append(seed_folder)
+    run_suite(suite, folder, executor, reuse=seed_folders)
+    return folder
 
 
 def baseline_label(args: argparse.Namespace) -> str:
@@ -192,7 +221,13 @@ def print_survival_table(folder: Path, methods: list[str], full_length: int) -> 
                       f"{sum(s >= full_length for s in steps)} / {len(steps)} |")
 
 
-def parse_args() -> argparse.Namespace:
+def trained_planner_settings(overrides: list[str]) -> list[str]:
+    """The planner settings of ``--set``: the methods collected their training data with them, so their
+    evaluation episodes run with them too (before ``--run-set``, which may change them again)."""
+    return [o for o in overrides if o.split(".")[0] == "planner"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robot", default="half_cheetah")
     parser.add_argument("--train-scenario", default="crippled_joint_train")
@@ -214,7 +249,8 @@ def parse_args() -> argparse.Namespace:
                         "or runs/)")
     parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
                         help="change every method's training the same way, e.g. training.iterations=3 "
-                        f"meta.updates_per_iteration=500 (sections: {', '.join(TRAINING_SECTIONS)})")
+                        f"meta.updates_per_iteration=500 (sections: {', '.join(TRAINING_SECTIONS)}; a planner "
+                        "setting, e.g. planner.upright_cost=3, also runs the evaluation episodes)")
     parser.add_argument("--tag", default="", help="run-folder suffix, required with --set so that runs "
                         "trained differently never share a folder")
     parser.add_argument("--run-set", dest="run_overrides", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
@@ -223,7 +259,7 @@ def parse_args() -> argparse.Namespace:
                         "are the same; the episodes get their own folder)")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for flag, overrides, sections in (("--set", args.overrides, TRAINING_SECTIONS),
                                       ("--run-set", args.run_overrides, RUN_SECTIONS)):
         bad = [o for o in overrides if o.split(".")[0] not in sections]
@@ -231,6 +267,7 @@ def parse_args() -> argparse.Namespace:
             parser.error(f"{flag} {bad[0]}: only the sections {', '.join(sections)} may be changed")
     if args.overrides and not args.tag:
         parser.error("--set needs --tag NAME (the run folders get it as a suffix)")
+    args.run_overrides = [*trained_planner_settings(args.overrides), *args.run_overrides]  # --run-set wins
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
     if args.baseline is not None and args.baseline not in args.methods:
@@ -269,11 +306,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"adaptation.py: missing checkpoints (train them without --eval-only): {', '.join(missing)}")
 
-    suite, folder = build_suite(args, checkpoints, presets)
-    changed = f", run with {' '.join(args.run_overrides)}" if args.run_overrides else ""
-    print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each"
-          f"{changed}; evaluation in {folder}\n", flush=True)
-    run_suite(suite, folder, LocalExecutor(args.workers))
+    folder = evaluate(args, checkpoints, presets)
     print((folder / "summary.md").read_text())
     print_survival_table(folder, args.methods, args.episode_steps or load_robot(args.robot).episode_steps)
     if any(folder.glob("damage_*.png")):

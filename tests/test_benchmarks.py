@@ -143,6 +143,24 @@ def test_adaptation_evaluates_through_a_suite_and_resumes_it(adaptation_runs: Pa
 
 
 @pytest.mark.slow
+def test_adding_a_training_seed_plays_only_its_episodes(adaptation_runs: Path) -> None:
+    """``--seeds 0 1`` after ``--seeds 0``: seed 0's episodes come from the one-seed folder; the pooled table
+    has both seeds, and a later ``--seeds 1`` alone plays nothing."""
+    run_script("adaptation", *ADAPT, "--methods", "MB", "--seeds", "1", "--iterations", "0", "--train-only",
+               "--set", *TINY_TRAINING, runs_dir=adaptation_runs)
+    args = [*ADAPT, "--eval-only", "--methods", "MB", "--test-scenarios", "weak_motor_test", "--episodes", "2",
+            "--episode-steps", "20", "--run-set", *TINY_PLANNER]
+    played = lambda lines: [line for line in lines if line.startswith("[")]  # noqa: E731  (progress lines)
+    one = run_script("adaptation", *args, "--seeds", "0", runs_dir=adaptation_runs)
+    assert len(played(one)) == 2
+    both = run_script("adaptation", *args, "--seeds", "0", "1", runs_dir=adaptation_runs)
+    assert len(played(both)) == 2 and all(" seed 1 " in line for line in played(both))
+    [row] = table(both, "| scenario | method | episodes | return |")
+    assert number(row["episodes"]) == 4
+    assert not played(run_script("adaptation", *args, "--seeds", "1", runs_dir=adaptation_runs))
+
+
+@pytest.mark.slow
 def test_adaptation_gain_scores_every_method_on_the_same_windows(adaptation_runs: Path) -> None:
     lines = run_script("adaptation_gain", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
                        "--test-scenarios", "weak_motor_test", "--tag", "smoke", "--episodes", "1",
@@ -559,3 +577,25 @@ def test_gain_ceiling_compares_the_three_controllers_on_the_same_episodes(tmp_pa
         assert len(per_episode) == 2 and math.isclose(number(row["mean return"]), sum(per_episode) / 2, abs_tol=0.06)
     refused = start_script("gain_ceiling", "--checkpoint", str(path), "--preset", "mb", "--episodes", "1")
     assert refused.returncode != 0 and "needs an actuator_gains adapter" in refused.stderr
+
+
+def test_adaptation_set_planner_trains_and_runs_every_method_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--set planner.upright_cost=3`` reaches the training preset and the preset the episodes play with
+    (MB+DE too, whose run preset is mb_de); ``--run-set`` still wins; an adapter setting is refused."""
+    import importlib
+
+    from adaptive_mbrl.trainer import load_training_preset
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("adaptation")
+    args = module.parse_args(["--methods", "MB", "MB+DE", "--set", "planner.upright_cost=3", "training.epochs=2",
+                              "--tag", "up3", "--run-set", "planner.samples=16"])
+    assert args.run_overrides == ["planner.upright_cost=3", "planner.samples=16"]
+    assert load_training_preset("mb", None, args.overrides).planner.upright_cost == 3.0
+    for label in ("MB", "MB+DE"):
+        preset = module.run_preset(label, args.run_overrides)
+        assert preset.planner.upright_cost == 3.0 and preset.planner.samples == 16
+    assert module.run_preset("MB", []).planner.upright_cost == 0.0  # the shipped preset is unchanged
+    wins = module.parse_args(["--set", "planner.upright_cost=3", "--tag", "t", "--run-set", "planner.upright_cost=1"])
+    assert module.run_preset("MB", wins.run_overrides).planner.upright_cost == 1.0
+    with pytest.raises(SystemExit):
+        module.parse_args(["--set", "adapter.window=8", "--tag", "t"])

@@ -126,3 +126,30 @@ def test_an_interrupt_while_a_result_is_written_closes_the_executor_at_once(tmp_
     with pytest.raises(KeyboardInterrupt):
         run_suite(suite, tmp_path / "run", Recording(1), progress=False)
     assert closed == [True]  # closed before the exception left run_suite, while its traceback still lives
+
+
+def test_a_suite_takes_over_the_episodes_another_folder_played(tmp_path: Path, suite) -> None:
+    """``reuse``: a suite with one more episode than an earlier one plays only the new episodes, and reports
+    the same numbers as a fresh run; episodes of a changed checkpoint are not taken over."""
+    import dataclasses
+
+    from adaptive_mbrl.evaluation.suite import expand_jobs
+    small = dataclasses.replace(suite, episodes=1)
+    run_suite(small, tmp_path / "small", progress=False)
+    larger = Crashing(limit=100)
+    rows = run_suite(suite, tmp_path / "larger", larger, progress=False, reuse=[tmp_path / "small"])
+    assert sorted(larger.ran) == [f"cartpole/mujoco/{s}/MB/s0/e1" for s in ("tip_payload_test", "weak_motor_test")]
+    fresh = run_suite(suite, tmp_path / "fresh", progress=False)
+    numbers = lambda rs: [{k: v for k, v in r.items() if k != "control_hz"} for r in rs]  # noqa: E731
+    assert repr(numbers(rows)) == repr(numbers(fresh))
+    assert len(expand_jobs(suite)[0]) == 4 and len((tmp_path / "larger" / "episodes.jsonl").read_text().splitlines()) == 4
+
+    retrained = tmp_path / "retrained.pt"  # same job keys, other bytes: nothing may be taken over
+    shutil.copy(suite.robots[0].controllers[0].checkpoint, retrained)
+    with open(retrained, "ab") as f:
+        f.write(b"\0")
+    other = dataclasses.replace(suite, robots=[dataclasses.replace(suite.robots[0], controllers=[
+        dataclasses.replace(suite.robots[0].controllers[0], checkpoint=str(retrained))])])
+    again = Crashing(limit=100)
+    run_suite(other, tmp_path / "other", again, progress=False, reuse=[tmp_path / "fresh"])
+    assert len(again.ran) == 4

@@ -57,6 +57,23 @@ def content_key(job_key: str, checkpoint_sha256: str) -> str:
     return f"{job_key}/{checkpoint_sha256[:DIGEST_CHARS]}"
 
 
+def read_episodes(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """The finished episodes of a suite run folder by their :func:`content_key` (none if it has no
+    ``episodes.jsonl``; a torn or corrupt line is skipped)."""
+    path = Path(folder) / EPISODES_FILE
+    results: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return results
+    for line in path.read_text().splitlines():
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(result, dict) and "key" in result:
+            results[result["key"]] = result
+    return results
+
+
 def _same_suite(previous: Any, suite: SuiteConfig) -> bool:
     """Whether the ``suite.yaml`` data ``previous`` is ``suite`` once read with today's defaults (a folder
     written before a field was added, e.g. a controller's ``warmup_episodes``, resumes)."""
@@ -106,17 +123,7 @@ class RunFolder:
 
     def finished(self) -> dict[str, dict[str, Any]]:
         """Finished episodes by job key (a torn or corrupt line is skipped)."""
-        results: dict[str, dict[str, Any]] = {}
-        if not self.episodes_path.exists():
-            return results
-        for line in self.episodes_path.read_text().splitlines():
-            try:
-                result = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(result, dict) and "key" in result:
-                results[result["key"]] = result
-        return results
+        return read_episodes(self.path)
 
     def append(self, result: dict[str, Any]) -> None:
         """Add one finished episode durably (one line, flushed and fsynced)."""
