@@ -6,7 +6,9 @@
 
 Methods (``--methods``, default MB GrBAL ReBAL PEARL RL2): MB, GrBAL, ReBAL and the probabilistic-ensemble
 PE (preset ``pets``), PE-GrBAL (``pets_grbal``), PE-ReBAL (``pets_rebal``), all trained like the model-based
-methods, and the model-free PEARL and RL². Each trains with its shipped preset (``controllers/*.yaml``,
+methods, PE+gains and PE+gains+DE (PE's runs played with the presets ``pets_gains`` / ``pets_gains_de``:
+per-motor gains estimated online, without and with online fine-tuning of the weights; no training of
+their own), and the model-free PEARL and RL². Each trains with its shipped preset (``controllers/*.yaml``,
 ``controllers/baselines/*.yaml``; ``--method-presets METHOD=PATH.yaml`` swaps in another file, e.g. a smaller
 PEARL) in ``<runs-dir>/sample_<robot>_<train>_<method>[_<tag>]_s<seed>`` (``pe_rebal`` for PE-ReBAL),
 extended round by round (a resumed run may only grow ``training.iterations``) until its environment steps
@@ -74,7 +76,10 @@ from _common import check_test_scenarios, default_runs_dir, keyed_folder
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal", "PE": "pets", "PE-GrBAL": "pets_grbal",
                "PE-ReBAL": "pets_rebal"}
 BASELINES = {"PEARL": "pearl", "RL2": "rl2"}
-METHODS = [*MODEL_BASED, *BASELINES]
+RUN_AS = {"PE+gains": ("PE", "pets_gains"), "PE+gains+DE": ("PE", "pets_gains_de")}
+"""Methods without a training of their own: ``method -> (the method whose runs they use, the preset they play
+with)``; PE + per-motor gains estimated online, without and with online fine-tuning of the weights."""
+METHODS = [*MODEL_BASED, *RUN_AS, *BASELINES]
 DEFAULT_METHODS = ["MB", "GrBAL", "ReBAL", "PEARL", "RL2"]
 EVAL_MODES: dict[str, list[tuple[str, list[str]]]] = {
     "PEARL": [("PEARL", ["adapt_within_episode=false"]), ("PEARL-within", ["adapt_within_episode=true"])]}
@@ -95,17 +100,25 @@ def eval_modes(method: str) -> list[tuple[str, list[str]]]:
     return EVAL_MODES.get(method, [(method, [])])
 
 
+def trained_as(method: str) -> str:
+    """The method whose training run ``method`` plays (itself, unless it is one of :data:`RUN_AS`)."""
+    return RUN_AS[method][0] if method in RUN_AS else method
+
+
 def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = "",
             runs_dir: Path | None = None) -> Path:
-    """``method``'s training run folder (``seed="{seed}"``: the suite's checkpoint pattern)."""
+    """``method``'s training run folder (``seed="{seed}"``: the suite's checkpoint pattern; a method of
+    :data:`RUN_AS` shares the folder of the method it runs)."""
     root = default_runs_dir() if runs_dir is None else Path(runs_dir)
-    slug = method.lower().replace("-", "_")
+    slug = trained_as(method).lower().replace("-", "_")
     return root / f"sample_{robot}_{scenario_slug(scenario)}_{slug}{'_' + tag if tag else ''}_s{seed}"
 
 
 def method_preset(method: str, iterations: int, overrides: list[str], preset_file: Path | None = None) -> AnyPreset:
-    """``method``'s shipped preset (or ``preset_file``) with ``iterations`` collection rounds; ``overrides``
-    (``SECTION.KEY=VALUE``) apply to the model-based presets only."""
+    """``method``'s shipped training preset (or ``preset_file``; a method of :data:`RUN_AS`: the preset of
+    the method it runs) with ``iterations`` collection rounds; ``overrides`` (``SECTION.KEY=VALUE``) apply to
+    the model-based presets only."""
+    method = trained_as(method)
     name = preset_file or {**MODEL_BASED, **BASELINES}[method]
     return load_training_preset(name, iterations, overrides if method in MODEL_BASED else [])
 
@@ -231,6 +244,7 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
             for label, settings in eval_modes(method):
                 warmup = args.pearl_warmup if label in WARMUP_LABELS else 0
                 entries.append(ControllerEntry(f"{label}@{budget}", str(pattern / f"model_at_{budget}.pt"),
+                                               preset=RUN_AS[method][1] if method in RUN_AS else None,
                                                optional=True, set=list(settings), warmup_episodes=warmup))
                 weights.update({f"{label}@{budget} s{s}": file_sha256(e["checkpoint"]) for s, e in reached.items()})
     if not entries:
@@ -439,6 +453,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                               _preset_file)
     args.method_max_minutes = parse_method_values(parser, "--method-max-minutes", args.method_max_minutes,
                                                   args.methods, _minutes)
+    for method in args.method_presets:
+        if method in RUN_AS:
+            parser.error(f"--method-presets {method}: {method} plays the runs of {trained_as(method)} and has no "
+                         f"training of its own; give {trained_as(method)}'s preset file")
     return args
 
 
@@ -448,7 +466,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     for method in args.methods:  # a bad setting or preset file fails before anything trains
-        if (method in MODEL_BASED and args.overrides) or method in args.method_presets:
+        if (trained_as(method) in MODEL_BASED and args.overrides) or method in args.method_presets:
             check_method_preset(method, args.overrides, args.method_presets.get(method))
     if not args.train_only:
         check_test_scenarios(args.robot, args.test_scenarios, args.episode_steps)
@@ -456,7 +474,7 @@ def main() -> None:
     for seed in args.seeds:
         for method in args.methods:
             folder = run_dir(args.robot, args.train_scenario, method, seed, args.tag, args.runs_dir)
-            preset_file = args.method_presets.get(method)
+            preset_file = args.method_presets.get(trained_as(method))
             records[method, seed] = (reached_budgets(folder) if args.eval_only else reach_budgets(
                 method, args.robot, args.train_scenario, seed, method_budgets(args, method),
                 args.method_max_minutes.get(method, args.max_minutes), folder,

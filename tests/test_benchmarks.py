@@ -214,19 +214,21 @@ steps per round."""
 
 
 def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_path: Path) -> None:
-    """Per-method budgets, PE among the model-based methods, PEARL (a tiny preset file) evaluated in both
-    modes on two held-out scenarios, the gradient-step column, the plot; a rerun resumes everything."""
+    """Per-method budgets, PE among the model-based methods, PE+gains+DE playing PE's checkpoints with its
+    own preset, PEARL (a tiny preset file) evaluated in both modes on two held-out scenarios, the
+    gradient-step column, the plot; a rerun resumes everything."""
     pearl = tmp_path / "tiny_pearl.yaml"
     pearl.write_text(yaml.safe_dump(TINY_PEARL_YAML))
     runs = tmp_path / "runs"
     args = ["--robot", "cartpole", "--train-scenario", "weak_motor_train", "--test-scenarios", "weak_motor_test",
-            "tip_payload_test", "--methods", "MB", "GrBAL", "PE", "PEARL", "--budgets", "200", "300",
-            "--method-budgets", "PEARL=100,140", "PE=200", "--method-presets", f"PEARL={pearl}", "--episodes", "1",
+            "tip_payload_test", "--methods", "MB", "GrBAL", "PE", "PE+gains+DE", "PEARL", "--budgets", "200", "300",
+            "--method-budgets", "PEARL=100,140", "PE=200", "PE+gains+DE=200", "--method-presets", f"PEARL={pearl}",
+            "--episodes", "1",
             "--episode-steps", "20", "--tag", "smoke", "--threads", "1",
             "--set", *TINY_TRAINING, "training.steps_per_iteration=100", *TINY_PLANNER]
     lines = run_script("sample_efficiency", *args, runs_dir=runs)
-    labels = ["MB@200", "MB@300", "GrBAL@200", "GrBAL@300", "PE@200", "PEARL@100", "PEARL-within@100",
-              "PEARL@140", "PEARL-within@140"]
+    labels = ["MB@200", "MB@300", "GrBAL@200", "GrBAL@300", "PE@200", "PE+gains+DE@200", "PEARL@100",
+              "PEARL-within@100", "PEARL@140", "PEARL-within@140"]
     rows = table(lines, "| scenario | method | episodes | return |")
     assert [(r["scenario"], r["method"]) for r in rows] == [(s, m) for s in ("tip_payload_test", "weak_motor_test")
                                                             for m in labels]
@@ -236,14 +238,16 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
                       "| seeds | return")
         assert [(r["method"], r["budget (env steps)"], r["env steps used"]) for r in curve] == [
             ("MB", "200", "200"), ("MB", "300", "300"), ("GrBAL", "200", "200"), ("GrBAL", "300", "300"),
-            ("PE", "200", "200"), ("PEARL", "100", "100"), ("PEARL", "140", "140"), ("PEARL-within", "100", "100"),
+            ("PE", "200", "200"), ("PE+gains+DE", "200", "200"), ("PEARL", "100", "100"), ("PEARL", "140", "140"),
+            ("PEARL-within", "100", "100"),
             ("PEARL-within", "140", "140")]
     budgets = table(lines, "| method | budget (env steps) | env steps used | gradient steps |")
     # GrBAL: meta.first_updates=5 + 5 per round; PEARL: 3 per round; MB / PE count none
     assert [(r["method"], r["budget (env steps)"], r["env steps used"], r["gradient steps"], r["seeds reached"])
             for r in budgets] == [("MB", "200", "200", "-", "1 / 1"), ("MB", "300", "300", "-", "1 / 1"),
                                   ("GrBAL", "200", "200", "5", "1 / 1"), ("GrBAL", "300", "300", "10", "1 / 1"),
-                                  ("PE", "200", "200", "-", "1 / 1"), ("PEARL", "100", "100", "3", "1 / 1"),
+                                  ("PE", "200", "200", "-", "1 / 1"), ("PE+gains+DE", "200", "200", "-", "1 / 1"),
+                                  ("PEARL", "100", "100", "3", "1 / 1"),
                                   ("PEARL", "140", "140", "6", "1 / 1")]
     plot = Path(next(line for line in lines if line.startswith("plot: "))[len("plot: "):])
     assert plot.name == "sample_efficiency.png" and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -256,6 +260,12 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
     for method, budgets_kept in (("mb", (200, 300)), ("pe", (200,)), ("pearl", (100, 140))):
         run = runs / f"sample_cartpole_weak_motor_train_{method}_smoke_s0"
         assert all((run / f"model_at_{b}.{ext}").is_file() for b in budgets_kept for ext in ("pt", "yaml"))
+    # PE+gains+DE trained nothing of its own: it played PE's checkpoint with the pets_gains_de preset
+    assert not list(runs.glob("sample_*gains*"))
+    plays = {(e["label"], e["checkpoint"], e["preset"]) for e in episodes if e["label"].startswith("PE@")
+             or e["label"].startswith("PE+")}
+    pe_200 = str(runs / "sample_cartpole_weak_motor_train_pe_smoke_s0" / "model_at_200.pt")
+    assert plays == {("PE@200", pe_200, None), ("PE+gains+DE@200", pe_200, "pets_gains_de")}
     # budgets.json written before the gradient steps were kept get them from the progress history
     record_path = runs / "sample_cartpole_weak_motor_train_pearl_smoke_s0" / "budgets.json"
     record = json.loads(record_path.read_text())
@@ -293,6 +303,15 @@ def test_sample_efficiency_refuses_bad_method_settings_before_training(tmp_path:
                           "--methods", "MB", *extra, runs_dir=tmp_path)
     assert result.returncode != 0 and words in result.stderr
     assert not any(tmp_path.iterdir())  # nothing trained
+
+
+def test_sample_efficiency_refuses_a_preset_file_for_a_method_without_training(tmp_path: Path) -> None:
+    result = start_script("sample_efficiency", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
+                          "--methods", "PE", "PE+gains+DE", "--method-presets", "PE+gains+DE=controllers/pets.yaml",
+                          "--tag", "t", runs_dir=tmp_path)
+    assert result.returncode != 0
+    assert "PE+gains+DE plays the runs of PE and has no training of its own" in result.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_mb_learning_prints_the_learning_curve_and_the_evaluation(tmp_path: Path) -> None:
