@@ -18,7 +18,9 @@ that point is kept as ``model_at_<budget>.pt`` with its step count, gradient ste
 in ``budgets.json``. A run that reaches ``--max-minutes`` of training wall-clock (``--method-max-minutes
 METHOD=MINUTES``: the method's own limit) stops there and the table says which budgets it did not reach.
 ``--set SECTION.KEY=VALUE ... --tag NAME`` changes every model-based preset the same way (e.g. a smaller
-model), in run folders suffixed with NAME (``--method-presets`` needs a tag too). ``--runs-dir`` defaults to ``$ADAPTIVE_MBRL_RUNS``, else ``runs/``.
+model, or ``planner.upright_cost=3``: MB with the posture term the PE presets have), in run folders suffixed
+with NAME; PEARL and RL², which ``--set`` does not change, keep their untagged runs. ``--method-presets``
+needs a tag too (on that method's folder). ``--runs-dir`` defaults to ``$ADAPTIVE_MBRL_RUNS``, else ``runs/``.
 
 The kept checkpoints are evaluated as a suite (:func:`adaptive_mbrl.evaluation.run_suite`): one controller
 ``<label>@<budget>`` each, ``--episodes`` episodes of every held-out scenario (``--test-scenarios``;
@@ -112,6 +114,17 @@ def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = 
     root = default_runs_dir() if runs_dir is None else Path(runs_dir)
     slug = trained_as(method).lower().replace("-", "_")
     return root / f"sample_{robot}_{scenario_slug(scenario)}_{slug}{'_' + tag if tag else ''}_s{seed}"
+
+
+def run_tag(args: argparse.Namespace, method: str) -> str:
+    """The ``--tag`` suffix of ``method``'s run folder: on the runs whose training ``--set`` (the model-based
+    methods) or ``--method-presets`` changes, so that PEARL and RL² keep their runs under a ``--set`` for the
+    model-based methods; with neither option, on every method's."""
+    if not (args.overrides or args.method_presets):
+        return args.tag
+    base = trained_as(method)
+    changed = (base in MODEL_BASED and bool(args.overrides)) or base in args.method_presets
+    return args.tag if changed else ""
 
 
 def method_preset(method: str, iterations: int, overrides: list[str], preset_file: Path | None = None) -> AnyPreset:
@@ -240,7 +253,7 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
             reached = _reached(args, records, method, budget)
             if not reached:
                 continue
-            pattern = run_dir(args.robot, args.train_scenario, method, "{seed}", args.tag, args.runs_dir)
+            pattern = run_dir(args.robot, args.train_scenario, method, "{seed}", run_tag(args, method), args.runs_dir)
             for label, settings in eval_modes(method):
                 warmup = args.pearl_warmup if label in WARMUP_LABELS else 0
                 entries.append(ControllerEntry(f"{label}@{budget}", str(pattern / f"model_at_{budget}.pt"),
@@ -473,7 +486,7 @@ def main() -> None:
     records: Records = {}
     for seed in args.seeds:
         for method in args.methods:
-            folder = run_dir(args.robot, args.train_scenario, method, seed, args.tag, args.runs_dir)
+            folder = run_dir(args.robot, args.train_scenario, method, seed, run_tag(args, method), args.runs_dir)
             preset_file = args.method_presets.get(trained_as(method))
             records[method, seed] = (reached_budgets(folder) if args.eval_only else reach_budgets(
                 method, args.robot, args.train_scenario, seed, method_budgets(args, method),

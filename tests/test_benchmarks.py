@@ -618,3 +618,20 @@ def test_adaptation_set_planner_trains_and_runs_every_method_with_it(monkeypatch
     assert module.run_preset("MB", wins.run_overrides).planner.upright_cost == 1.0
     with pytest.raises(SystemExit):
         module.parse_args(["--set", "adapter.window=8", "--tag", "t"])
+
+
+def test_sample_efficiency_tags_only_the_runs_its_settings_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--set`` marks the model-based runs (PE+gains+DE shares PE's), not PEARL's or RL²'s, whose training
+    it does not change; ``--method-presets`` marks its method; a tag alone marks every run."""
+    import importlib
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("sample_efficiency")
+    methods = ["--methods", "MB", "PE", "PE+gains+DE", "PEARL", "RL2"]
+    tags = lambda argv: {m: module.run_tag(module.parse_args(methods + argv), m) for m in methods[1:]}  # noqa: E731
+    assert tags(["--set", "planner.upright_cost=3", "--tag", "up3"]) == {
+        "MB": "up3", "PE": "up3", "PE+gains+DE": "up3", "PEARL": "", "RL2": ""}
+    assert tags(["--method-presets", "PEARL=controllers/baselines/pearl.yaml", "--tag", "p"]) == {
+        "MB": "", "PE": "", "PE+gains+DE": "", "PEARL": "p", "RL2": ""}
+    assert set(tags(["--tag", "again"]).values()) == {"again"}
+    preset = module.method_preset("MB", 3, ["planner.upright_cost=3"])
+    assert preset.planner.upright_cost == 3.0 and preset.training.iterations == 3
