@@ -116,6 +116,12 @@ def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = 
     return root / f"sample_{robot}_{scenario_slug(scenario)}_{slug}{'_' + tag if tag else ''}_s{seed}"
 
 
+def run_as_settings(args: argparse.Namespace, method: str) -> list[str]:
+    """Run-time settings of a :data:`RUN_AS` method's entries: the planner settings of ``--set``, which the
+    run it plays was trained (and its own entries run) with, since its preset is the shipped one."""
+    return [o for o in args.overrides if o.split(".")[0] == "planner"] if method in RUN_AS else []
+
+
 def run_tag(args: argparse.Namespace, method: str) -> str:
     """The ``--tag`` suffix of ``method``'s run folder: on the runs whose training ``--set`` (the model-based
     methods) or ``--method-presets`` changes, so that PEARL and RL² keep their runs under a ``--set`` for the
@@ -258,7 +264,8 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
                 warmup = args.pearl_warmup if label in WARMUP_LABELS else 0
                 entries.append(ControllerEntry(f"{label}@{budget}", str(pattern / f"model_at_{budget}.pt"),
                                                preset=RUN_AS[method][1] if method in RUN_AS else None,
-                                               optional=True, set=list(settings), warmup_episodes=warmup))
+                                               optional=True, set=list(settings) + run_as_settings(args, method),
+                                               warmup_episodes=warmup))
                 weights.update({f"{label}@{budget} s{s}": file_sha256(e["checkpoint"]) for s, e in reached.items()})
     if not entries:
         raise SystemExit("sample_efficiency.py: no run reached any budget yet (train without --eval-only)")

@@ -266,6 +266,8 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
              or e["label"].startswith("PE+")}
     pe_200 = str(runs / "sample_cartpole_weak_motor_train_pe_smoke_s0" / "model_at_200.pt")
     assert plays == {("PE@200", pe_200, None), ("PE+gains+DE@200", pe_200, "pets_gains_de")}
+    # ... with the planner PE was trained with (--set planner.*), not the shipped preset's
+    assert {tuple(e["overrides"]) for e in episodes if e["label"] == "PE+gains+DE@200"} == {tuple(TINY_PLANNER)}
     # budgets.json written before the gradient steps were kept get them from the progress history
     record_path = runs / "sample_cartpole_weak_motor_train_pearl_smoke_s0" / "budgets.json"
     record = json.loads(record_path.read_text())
