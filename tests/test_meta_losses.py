@@ -216,3 +216,41 @@ def test_probabilistic_inner_step_is_an_nll_step_that_keeps_the_bounds() -> None
 def test_per_member_segments_must_match_the_ensemble() -> None:
     with pytest.raises(ValueError, match="ensemble_size = 2"):
         grbal_meta_loss(_ensemble(2), *_per_member_segments(3), PAST, 0.1)
+
+
+def test_mse_inner_step_of_a_probabilistic_model_steps_on_the_mean_alone() -> None:
+    """``mse=True``: the step is an SGD step on the squared error of the predicted mean, blind to the
+    predicted variance (scaling the log-variance bounds does not change it), unlike the NLL step."""
+    model = _ensemble(2, probabilistic=True)
+    (po, pa, pn), _ = split_segments(*_segments(), PAST)
+    theta = model_params(model)
+    phi = inner_update(model, theta, po[0], pa[0], pn[0], 0.1, mse=True)
+    model.zero_grad()
+    obs_n, act_n = model.obs_norm.normalize(po[0]), model.act_norm.normalize(pa[0])
+    mean = model.gaussian(obs_n, act_n)[0]
+    target = model.delta_norm.normalize(pn[0] - po[0])
+    (mean - target).square().reshape(2, -1).mean(1).sum().backward()
+    for name in inner_names(model):
+        torch.testing.assert_close(phi[name], theta[name] - 0.1 * model.get_parameter(name).grad)
+    nll = inner_update(model, theta, po[0], pa[0], pn[0], 0.1)
+    assert any(not torch.allclose(nll[n], phi[n]) for n in inner_names(model))
+    with torch.no_grad():
+        model.max_logvar.mul_(0.5)
+        model.min_logvar.mul_(2.0)
+    again = inner_update(model, model_params(model), po[0], pa[0], pn[0], 0.1, mse=True)
+    for name in inner_names(model):
+        torch.testing.assert_close(again[name], phi[name])
+    # a deterministic model's loss is already the squared error: mse changes nothing
+    det = _ensemble(2, probabilistic=False)
+    torch.testing.assert_close(det.loss(po[0], pa[0], pn[0], mse=True), det.loss(po[0], pa[0], pn[0]))
+
+
+def test_mse_inner_meta_loss_is_still_the_model_loss_on_the_future() -> None:
+    """With a zero step size the inner loss does not matter: both meta-losses are the prior's NLL on the
+    future transitions; with a step they differ."""
+    model = _ensemble(2, probabilistic=True)
+    segments = _segments()
+    torch.testing.assert_close(grbal_meta_loss(model, *segments, PAST, 0.0, inner_mse=True)[0],
+                               grbal_meta_loss(model, *segments, PAST, 0.0)[0])
+    assert not torch.allclose(grbal_meta_loss(model, *segments, PAST, 0.3, inner_mse=True)[0],
+                              grbal_meta_loss(model, *segments, PAST, 0.3)[0])

@@ -59,6 +59,11 @@ class AdapterConfig:
             weights (its own training loss on the window, fed ``gains * action``; accumulated over the
             episode, restored at reset): dynamic evaluation on top of the gains. 0 = the trained weights.
         finetune_learning_rate: actuator_gains only: the step size of those weight updates.
+        inner_loss: grbal only: the loss of the inner step (in meta-training and at run time): ``model``,
+            the model's own training loss (Gaussian NLL for a probabilistic model, whose gradient grows
+            with the inverse of the predicted variance), or ``mse``, the squared error of the predicted
+            mean (the same for a deterministic model). The meta-loss on the future transitions is always
+            the model's own.
     """
 
     kind: AdapterKind = "none"
@@ -75,6 +80,7 @@ class AdapterConfig:
     encoder_per_member: bool = False
     finetune_steps: int = bounded(0, lo=0)
     finetune_learning_rate: float = bounded(1e-4, lo=0.0)
+    inner_loss: Literal["model", "mse"] = "model"
 
 
 class Adapter(abc.ABC):

@@ -88,6 +88,11 @@ class GrBALAdapter(MetaAdapter):
         self.step_scale = 0.0
         self.reset()
 
+    @property
+    def _inner_mse(self) -> bool:
+        """Whether the inner step is on the squared error of the mean (``inner_loss: mse``)."""
+        return self.config.inner_loss == "mse"
+
     def reset(self) -> None:
         """Back to the prior: the adapted copy takes the model's current parameters and normalisers."""
         self.adapted.load_state_dict(self.model.state_dict())
@@ -102,7 +107,7 @@ class GrBALAdapter(MetaAdapter):
         with torch.inference_mode(False), torch.enable_grad():
             theta = {k: v.detach().clone() for k, v in model_params(self.model).items()}
             phi = inner_update(self.model, theta, obs.clone(), action.clone(), next_obs.clone(),
-                               self.learned.lr(detach=True), self.config.steps)
+                               self.learned.lr(detach=True), self.config.steps, mse=self._inner_mse)
             phi = {name: value.detach() for name, value in phi.items()}
             self.step_scale = 1.0
             if self.config.backtracking:
@@ -117,7 +122,7 @@ class GrBALAdapter(MetaAdapter):
         to the share of the step kept (1, 1/2, ..., or 0 for the prior)."""
         with torch.no_grad():
             def window(params: dict[str, Tensor]) -> float:
-                return functional_loss(self.model, params, obs, action, next_obs).item()
+                return functional_loss(self.model, params, obs, action, next_obs, mse=self._inner_mse).item()
 
             before = window(theta)
             if window(phi) <= before:
@@ -146,12 +151,12 @@ class GrBALAdapter(MetaAdapter):
 
     def member_errors(self, obs: Tensor, act: Tensor, next_obs: Tensor, past: int) -> Tensor:
         return grbal_member_errors(self.model, obs, act, next_obs, past, self.learned.lr(detach=True),
-                                   self.config.steps)
+                                   self.config.steps, self._inner_mse)
 
     def meta_loss(self, obs: Tensor, act: Tensor, next_obs: Tensor, past: int, first_order: bool = False,
                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         return grbal_meta_loss(self.model, obs, act, next_obs, past, self.learned.lr(), self.config.steps,
-                               first_order)
+                               first_order, self._inner_mse)
 
     @classmethod
     def batch_predict(cls, adapters: Sequence["GrBALAdapter"]) -> StepFn:

@@ -52,7 +52,8 @@ def inner_names(model: DynamicsModel) -> list[str]:
 
 
 def inner_update(model: DynamicsModel, params: Mapping[str, Tensor], obs: Tensor, act: Tensor, next_obs: Tensor,
-                 lr: InnerLR, steps: int = 1, first_order: bool = False, stacked: bool = False) -> Params:
+                 lr: InnerLR, steps: int = 1, first_order: bool = False, stacked: bool = False,
+                 mse: bool = False) -> Params:
     """GrBAL's inner loop on one window: ``steps`` gradient steps of the model loss from ``params``.
 
     Args:
@@ -64,6 +65,8 @@ def inner_update(model: DynamicsModel, params: Mapping[str, Tensor], obs: Tensor
         steps: inner gradient steps.
         first_order: detach the inner gradients (no second-order terms flow to ``params`` / ``lr``).
         stacked: the window has a leading member axis.
+        mse: step on the squared error of the predicted mean instead of the model's own loss (the same for
+            a deterministic model; see :meth:`DynamicsModel.loss`).
 
     Returns:
         the adapted parameters ``phi`` (differentiable w.r.t. ``params`` and ``lr`` unless detached).
@@ -75,7 +78,7 @@ def inner_update(model: DynamicsModel, params: Mapping[str, Tensor], obs: Tensor
     fixed = {name: phi.pop(name) for name in BOUNDS if name in phi}
 
     def window_loss(p: Params) -> Tensor:
-        return functional_loss(model, {**fixed, **p} if fixed else p, obs, act, next_obs, stacked=stacked)
+        return functional_loss(model, {**fixed, **p} if fixed else p, obs, act, next_obs, stacked=stacked, mse=mse)
 
     for _ in range(steps):
         grads = torch.func.grad(window_loss)(phi)
@@ -108,7 +111,7 @@ def check_segments(model: DynamicsModel, obs: Tensor) -> bool:
 
 
 def grbal_meta_loss(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Tensor, past: int, lr: InnerLR,
-                    steps: int = 1, first_order: bool = False) -> tuple[Tensor, Tensor]:
+                    steps: int = 1, first_order: bool = False, inner_mse: bool = False) -> tuple[Tensor, Tensor]:
     """GrBAL meta-loss: mean over segments of ``L(phi_b; future_b)``, ``phi_b`` adapted on ``past_b``.
 
     Args:
@@ -117,6 +120,8 @@ def grbal_meta_loss(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Te
             ``[E, B, M+K, ...]`` for an ensemble.
         past: M, transitions per segment used for the inner step.
         lr, steps, first_order: see :func:`inner_update`.
+        inner_mse: the inner step on the squared error of the mean (:func:`inner_update`'s ``mse``); the
+            meta-loss stays the model's own.
 
     Returns:
         (meta-loss, differentiable scalar; prior loss ``L(theta; future)`` detached, for monitoring).
@@ -127,7 +132,7 @@ def grbal_meta_loss(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Te
     theta = model_params(model)
 
     def per_segment(o: Tensor, a: Tensor, n: Tensor, o2: Tensor, a2: Tensor, n2: Tensor) -> Tensor:
-        phi = inner_update(model, theta, o, a, n, lr, steps, first_order, stacked)
+        phi = inner_update(model, theta, o, a, n, lr, steps, first_order, stacked, inner_mse)
         return functional_loss(model, phi, o2, a2, n2, stacked=stacked)
 
     losses = torch.func.vmap(per_segment, in_dims=1 if stacked else 0)(po, pa, pn, fo, fa, fn)
@@ -138,14 +143,14 @@ def grbal_meta_loss(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Te
 
 @torch.no_grad()
 def grbal_member_errors(model: DynamicsModel, obs: Tensor, act: Tensor, next_obs: Tensor, past: int,
-                        lr: InnerLR, steps: int = 1) -> Tensor:
+                        lr: InnerLR, steps: int = 1, inner_mse: bool = False) -> Tensor:
     """Each member's mean squared error of the normalised state change on the future transitions after
     adapting on the past ones (shared segments ``[B, M+K, ...]``): ``[E]``, unitless. Ranks elites."""
     (po, pa, pn), (fo, fa, fn) = split_segments(obs, act, next_obs, past)
     theta = {k: v.detach() for k, v in model_params(model).items()}
 
     def per_segment(o: Tensor, a: Tensor, n: Tensor, o2: Tensor, a2: Tensor, n2: Tensor) -> Tensor:
-        phi = inner_update(model, theta, o, a, n, lr, steps, first_order=True)
+        phi = inner_update(model, theta, o, a, n, lr, steps, first_order=True, mse=inner_mse)
         return call_with_params(model, phi, "member_errors", o2, a2, n2)[0]
 
     return torch.func.vmap(per_segment)(po, pa, pn, fo, fa, fn).mean(0)

@@ -21,7 +21,7 @@ def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
 
     Raises:
         ValueError: an unknown kind (the message lists the allowed ones), or a setting that belongs to
-            another kind (``backtracking``: grbal only; ``context_gate``, ``encoder_per_member``: rebal only;
+            another kind (``backtracking``, ``inner_loss: mse``: grbal only; ``context_gate``, ``encoder_per_member``: rebal only;
             ``finetune_steps``: actuator_gains only).
     """
     if config.kind not in ADAPTERS:
@@ -29,6 +29,9 @@ def make_adapter(model: DynamicsModel, config: AdapterConfig) -> Adapter:
     if config.backtracking and config.kind != "grbal":
         raise ValueError(f"adapter.backtracking applies to adapter.kind 'grbal' only (it shrinks GrBAL's inner "
                          f"step), got kind {config.kind!r}")
+    if config.inner_loss != "model" and config.kind != "grbal":
+        raise ValueError(f"adapter.inner_loss {config.inner_loss!r} applies to adapter.kind 'grbal' only (the loss "
+                         f"of GrBAL's inner step); leave it at 'model' for kind {config.kind!r}")
     if config.context_gate and config.kind != "rebal":
         raise ValueError(f"adapter.context_gate applies to adapter.kind 'rebal' only (it gates a recurrent "
                          f"context), got kind {config.kind!r}")

@@ -340,7 +340,7 @@ class DynamicsModel(nn.Module):
         return mean, var
 
     def loss(self, obs: Tensor, act: Tensor, next_obs: Tensor, context: Tensor | None = None, *,
-             stacked: bool = False) -> Tensor:
+             stacked: bool = False, mse: bool = False) -> Tensor:
         """Training loss of the normalised state difference, summed over ensemble members.
 
         Deterministic model: mean squared error per member. Probabilistic model: Gaussian NLL per member,
@@ -349,6 +349,8 @@ class DynamicsModel(nn.Module):
 
         Args:
             obs, act, next_obs, context: ``[..., dim]`` transitions (``[E, ..., dim]`` if ``stacked``).
+            mse: the mean squared error of the predicted mean for a probabilistic model too (no variance,
+                no bound penalty; e.g. GrBAL's ``inner_loss: mse``).
 
         Returns:
             scalar (unitless).
@@ -356,7 +358,9 @@ class DynamicsModel(nn.Module):
         self._check_sizes(obs, act)
         target = self.delta_norm.normalize(next_obs - obs)
         obs_n, act_n = self.obs_norm.normalize(obs), self.act_norm.normalize(act)
-        if self.probabilistic:
+        if self.probabilistic and mse:
+            err, bounds = (self.gaussian(obs_n, act_n, context, stacked=stacked)[0] - target).square(), None
+        elif self.probabilistic:
             mean, logvar = self.gaussian(obs_n, act_n, context, stacked=stacked)
             err = (mean - target).square() * torch.exp(-logvar) + logvar
             bounds = self.config.logvar_penalty * (self.max_logvar.sum() - self.min_logvar.sum())
