@@ -17,6 +17,28 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("ADAPTIVE_MBRL_RUNS") or "runs")
 
 
+NEUTRAL_ADDITIONS: dict[str, dict[str, Any]] = {"adapter": {"inner_loss": "model"}}
+"""Preset settings added after evaluation folders were keyed, at the value that keeps the earlier
+behaviour: :func:`preset_identity` leaves them out, so adding a setting does not orphan every folder
+(a setting at another value, or a changed default of an older one, still changes the key). Add each new
+preset setting here with its neutral value."""
+
+
+def preset_identity(preset: Any) -> dict[str, Any]:
+    """A preset's contents as an evaluation folder's key covers them: :func:`~adaptive_mbrl.config.to_dict`
+    without the :data:`NEUTRAL_ADDITIONS` at their neutral values."""
+    from adaptive_mbrl.config import to_dict
+
+    data = to_dict(preset)
+    for section, neutral in NEUTRAL_ADDITIONS.items():
+        block = data.get(section)
+        if isinstance(block, dict):
+            for key, value in neutral.items():
+                if key in block and block[key] == value:
+                    del block[key]
+    return data
+
+
 def keyed_folder(root: Path, prefix: str, identity: dict[str, Any]) -> Path:
     """``root / <prefix>_<10 hex digits of identity>``: the evaluation run folder of one exact
     configuration (``identity``: JSON-ready data naming everything that decides the results, e.g. the
