@@ -49,7 +49,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint, run_suite

@@ -637,3 +637,18 @@ def test_sample_efficiency_tags_only_the_runs_its_settings_change(monkeypatch: p
     assert set(tags(["--tag", "again"]).values()) == {"again"}
     preset = module.method_preset("MB", 3, ["planner.upright_cost=3"])
     assert preset.planner.upright_cost == 3.0 and preset.training.iterations == 3
+
+
+def test_a_later_preset_setting_at_its_neutral_value_keeps_the_evaluation_folder_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """adapter.inner_loss came after folders were keyed: at 'model' it is left out of the key, at 'mse' not."""
+    import importlib
+
+    from adaptive_mbrl.presets import load_preset, with_run_overrides
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    common = importlib.import_module("_common")
+    grbal = load_preset("grbal")
+    assert grbal.adapter.inner_loss == "model" and "inner_loss" not in common.preset_identity(grbal)["adapter"]
+    assert common.preset_identity(grbal)["adapter"]["learning_rate"] == grbal.adapter.learning_rate
+    mse = with_run_overrides(grbal, ["adapter.inner_loss=mse"])
+    assert common.preset_identity(mse)["adapter"]["inner_loss"] == "mse"
