@@ -39,6 +39,12 @@ def preset_identity(preset: Any) -> dict[str, Any]:
     return data
 
 
+def planner_settings(overrides: list[str]) -> list[str]:
+    """The ``planner.*`` items of ``SECTION.KEY=VALUE`` training settings: the planner that collected a
+    run's data, which its evaluation episodes should plan with too."""
+    return [o for o in overrides if o.split(".")[0] == "planner"]
+
+
 def keyed_folder(root: Path, prefix: str, identity: dict[str, Any]) -> Path:
     """``root / <prefix>_<10 hex digits of identity>``: the evaluation run folder of one exact
     configuration (``identity``: JSON-ready data naming everything that decides the results, e.g. the

@@ -62,7 +62,7 @@ from adaptive_mbrl.trainer import train as train_preset
 from adaptive_mbrl.evaluation.results import file_sha256
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import check_test_scenarios, default_runs_dir, keyed_folder, preset_identity
+from _common import check_test_scenarios, default_runs_dir, keyed_folder, planner_settings, preset_identity
 
 
 class Method(NamedTuple):
@@ -220,12 +220,6 @@ def print_survival_table(folder: Path, methods: list[str], full_length: int) -> 
                       f"{sum(s >= full_length for s in steps)} / {len(steps)} |")
 
 
-def trained_planner_settings(overrides: list[str]) -> list[str]:
-    """The planner settings of ``--set``: the methods collected their training data with them, so their
-    evaluation episodes run with them too (before ``--run-set``, which may change them again)."""
-    return [o for o in overrides if o.split(".")[0] == "planner"]
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robot", default="half_cheetah")
@@ -266,7 +260,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"{flag} {bad[0]}: only the sections {', '.join(sections)} may be changed")
     if args.overrides and not args.tag:
         parser.error("--set needs --tag NAME (the run folders get it as a suffix)")
-    args.run_overrides = [*trained_planner_settings(args.overrides), *args.run_overrides]  # --run-set wins
+    # the methods collected their data with --set's planner settings, so their episodes run with them too
+    args.run_overrides = [*planner_settings(args.overrides), *args.run_overrides]  # --run-set wins
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
     if args.baseline is not None and args.baseline not in args.methods:

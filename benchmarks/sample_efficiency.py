@@ -73,7 +73,7 @@ from adaptive_mbrl.training.meta_train import META_ADAPTERS
 from adaptive_mbrl.evaluation.results import file_sha256
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import check_test_scenarios, default_runs_dir, keyed_folder
+from _common import check_test_scenarios, default_runs_dir, keyed_folder, planner_settings
 
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal", "PE": "pets", "PE-GrBAL": "pets_grbal",
                "PE-ReBAL": "pets_rebal"}
@@ -119,7 +119,7 @@ def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = 
 def run_as_settings(args: argparse.Namespace, method: str) -> list[str]:
     """Run-time settings of a :data:`RUN_AS` method's entries: the planner settings of ``--set``, which the
     run it plays was trained (and its own entries run) with, since its preset is the shipped one."""
-    return [o for o in args.overrides if o.split(".")[0] == "planner"] if method in RUN_AS else []
+    return planner_settings(args.overrides) if method in RUN_AS else []
 
 
 def run_tag(args: argparse.Namespace, method: str) -> str:
