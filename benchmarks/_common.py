@@ -17,25 +17,21 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("ADAPTIVE_MBRL_RUNS") or "runs")
 
 
-NEUTRAL_ADDITIONS: dict[str, dict[str, Any]] = {"adapter": {"inner_loss": "model"}}
-"""Preset settings added after evaluation folders were keyed, at the value that keeps the earlier
-behaviour: :func:`preset_identity` leaves them out, so adding a setting does not orphan every folder
-(a setting at another value, or a changed default of an older one, still changes the key). Add each new
-preset setting here with its neutral value."""
+NEUTRAL_ADDITIONS: dict[str, Any] = {"warmup_episodes": 0, "inner_loss": "model"}
+"""Settings added after evaluation folders were keyed (a suite entry's ``warmup_episodes``, the adapter's
+``inner_loss``), at the value that keeps the earlier behaviour: :func:`keyed_folder` leaves a key of this
+name at this value out of the identity, wherever it sits, so adding a setting does not orphan every folder
+(the setting at another value, or a changed default of an older one, still changes the key). Add each new
+suite or preset setting here with its neutral value."""
 
 
-def preset_identity(preset: Any) -> dict[str, Any]:
-    """A preset's contents as an evaluation folder's key covers them: :func:`~adaptive_mbrl.config.to_dict`
-    without the :data:`NEUTRAL_ADDITIONS` at their neutral values."""
-    from adaptive_mbrl.config import to_dict
-
-    data = to_dict(preset)
-    for section, neutral in NEUTRAL_ADDITIONS.items():
-        block = data.get(section)
-        if isinstance(block, dict):
-            for key, value in neutral.items():
-                if key in block and block[key] == value:
-                    del block[key]
+def _without_neutral_additions(data: Any) -> Any:
+    """``data`` (JSON-ready) without the :data:`NEUTRAL_ADDITIONS` at their neutral values, at any depth."""
+    if isinstance(data, dict):
+        return {k: _without_neutral_additions(v) for k, v in data.items()
+                if not (k in NEUTRAL_ADDITIONS and v == NEUTRAL_ADDITIONS[k])}
+    if isinstance(data, list):
+        return [_without_neutral_additions(v) for v in data]
     return data
 
 
@@ -50,8 +46,9 @@ def keyed_folder(root: Path, prefix: str, identity: dict[str, Any]) -> Path:
     configuration (``identity``: JSON-ready data naming everything that decides the results, e.g. the
     suite, the presets' contents and the checkpoints' :func:`~adaptive_mbrl.evaluation.results.file_sha256`). Rerunning the same
     configuration finds its folder again (and :func:`~adaptive_mbrl.evaluation.run_suite` resumes it);
-    any change gets a fresh one."""
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    any change gets a fresh one, except a later setting at its neutral value (:data:`NEUTRAL_ADDITIONS`)."""
+    data = _without_neutral_additions(identity)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     return Path(root) / f"{prefix}_{digest}"
 
 

@@ -49,6 +49,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint, run_suite
@@ -62,7 +63,7 @@ from adaptive_mbrl.trainer import train as train_preset
 from adaptive_mbrl.evaluation.results import file_sha256
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import check_test_scenarios, default_runs_dir, keyed_folder, planner_settings, preset_identity
+from _common import check_test_scenarios, default_runs_dir, keyed_folder, planner_settings
 
 
 class Method(NamedTuple):
@@ -143,7 +144,7 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
     identity = {"robot": args.robot, "backend": args.backend, "train": args.train_scenario,
                 "scenarios": args.test_scenarios, "seeds": seeds, "episodes": args.episodes,
                 "episode_steps": args.episode_steps, "checkpoints": patterns,
-                "presets": {label: preset_identity(p) for label, p in presets.items()},
+                "presets": {label: to_dict(p) for label, p in presets.items()},
                 "weights": {f"{label} s{seed}": file_sha256(path) for (label, seed), path in checkpoints.items()
                             if seed in seeds}}
     folder = keyed_folder(args.runs_dir, f"adapt_eval_{args.robot}_{scenario_slug(args.train_scenario)}"

@@ -280,18 +280,8 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
     tests = "+".join(scenario_slug(s) for s in args.test_scenarios)
     folder = keyed_folder(args.runs_dir, f"sample_eval_{args.robot}_{scenario_slug(args.train_scenario)}_"
                           f"{tests}{'_' + args.tag if args.tag else ''}",
-                          {"suite": _folder_key(suite), "weights": weights})
+                          {"suite": to_dict(suite), "weights": weights})
     return suite, folder
-
-
-def _folder_key(suite: SuiteConfig) -> dict:
-    """The suite as the evaluation folder's digest covers it: without the entries' ``warmup_episodes: 0``,
-    so a suite without warm-up keeps the folder it had before that field existed."""
-    data = to_dict(suite)
-    for block in data["robots"]:
-        block["controllers"] = [{k: v for k, v in c.items() if k != "warmup_episodes" or v}
-                                for c in block["controllers"]]
-    return data
 
 
 def return_curves(args: argparse.Namespace, records: Records, episodes: list[dict]) -> list[dict]:

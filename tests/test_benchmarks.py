@@ -639,16 +639,26 @@ def test_sample_efficiency_tags_only_the_runs_its_settings_change(monkeypatch: p
     assert preset.planner.upright_cost == 3.0 and preset.training.iterations == 3
 
 
-def test_a_later_preset_setting_at_its_neutral_value_keeps_the_evaluation_folder_key(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """adapter.inner_loss came after folders were keyed: at 'model' it is left out of the key, at 'mse' not."""
+def test_a_later_setting_at_its_neutral_value_keeps_the_evaluation_folder_key(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """adapter.inner_loss and a suite entry's warmup_episodes came after folders were keyed: at 'model' / 0
+    they are left out of the key (at any depth), at 'mse' / 1 not."""
     import importlib
 
+    from adaptive_mbrl.config import to_dict
     from adaptive_mbrl.presets import load_preset, with_run_overrides
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     common = importlib.import_module("_common")
     grbal = load_preset("grbal")
-    assert grbal.adapter.inner_loss == "model" and "inner_loss" not in common.preset_identity(grbal)["adapter"]
-    assert common.preset_identity(grbal)["adapter"]["learning_rate"] == grbal.adapter.learning_rate
-    mse = with_run_overrides(grbal, ["adapter.inner_loss=mse"])
-    assert common.preset_identity(mse)["adapter"]["inner_loss"] == "mse"
+    assert grbal.adapter.inner_loss == "model"
+    data = to_dict(grbal)
+    without = {**data, "adapter": {k: v for k, v in data["adapter"].items() if k != "inner_loss"}}
+    key = lambda identity: common.keyed_folder(tmp_path, "p", identity)  # noqa: E731
+    assert key({"presets": {"GrBAL": data}}) == key({"presets": {"GrBAL": without}})
+    mse = to_dict(with_run_overrides(grbal, ["adapter.inner_loss=mse"]))
+    assert key({"presets": {"GrBAL": mse}}) != key({"presets": {"GrBAL": without}})
+    changed = to_dict(with_run_overrides(grbal, ["adapter.learning_rate=0.5"]))
+    assert key({"presets": {"GrBAL": changed}}) != key({"presets": {"GrBAL": data}})
+    entry = {"label": "PEARL", "checkpoint": "p.pt"}
+    assert key({"suite": [{**entry, "warmup_episodes": 0}]}) == key({"suite": [entry]})
+    assert key({"suite": [{**entry, "warmup_episodes": 1}]}) != key({"suite": [entry]})
