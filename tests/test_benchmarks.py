@@ -30,7 +30,7 @@ TINY_TRAINING = ["training.random_steps=200", "training.first_epochs=2", "traini
                  "training.parallel_envs=1", "model.hidden_sizes=[16]", "meta.first_updates=5",
                  "meta.updates_per_iteration=5", "meta.meta_batch=4"]
 TINY_PLANNER = ["planner.samples=16", "planner.horizon=5", "planner.iterations=1", "planner.elites=4"]
-SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "control_rate", "env_speed", "gain_ceiling", "gain_trace",
+SMOKE_TESTED = {"adaptation", "adaptation_gain", "collection_speed", "compare_runs", "control_rate", "env_speed", "gain_ceiling", "gain_trace",
                 "mb_learning", "planning_speed", "posture", "protocol_check", "sample_efficiency", "update_cost"}
 """Every script with a smoke test below: a new script fails ``test_every_benchmark_has_a_smoke_test``."""
 
@@ -662,3 +662,35 @@ def test_a_later_setting_at_its_neutral_value_keeps_the_evaluation_folder_key(
     entry = {"label": "PEARL", "checkpoint": "p.pt"}
     assert key({"suite": [{**entry, "warmup_episodes": 0}]}) == key({"suite": [entry]})
     assert key({"suite": [{**entry, "warmup_episodes": 1}]}) != key({"suite": [entry]})
+
+
+def _episodes_folder(folder: Path, label: str, returns: dict[int, list[float]], scenario: str = "crippled_joint_test",
+                     first_env_seed: int = 10000) -> Path:
+    """A run folder whose ``episodes.jsonl`` holds ``label``'s episodes: training seed -> returns in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "episodes.jsonl").open("a") as out:
+        for seed, values in returns.items():
+            for i, value in enumerate(values):
+                out.write(json.dumps({"key": f"{label}/{scenario}/s{seed}/e{i}", "label": label, "scenario": scenario,
+                                      "seed": seed, "episode": i, "env_seed": first_env_seed + i,
+                                      "return": value}) + "\n")
+    return folder
+
+
+def test_compare_runs_gives_ratios_across_folders_with_seeds_drawn_per_method(tmp_path: Path) -> None:
+    pearl = _episodes_folder(tmp_path / "pearl", "PEARL", {0: [100.0, 110.0, 90.0, 105.0, 95.0]})
+    mine = _episodes_folder(tmp_path / "mine", "PE", {0: [290.0, 310.0, 300.0, 305.0, 295.0],
+                                                      1: [280.0, 320.0, 300.0, 290.0, 310.0]})
+    _episodes_folder(mine, "other_tasks", {0: [200.0, 200.0]}, first_env_seed=20000)
+    rows = table(run_script("compare_runs", "--baseline", str(pearl), "PEARL", "--method", str(mine), "PE",
+                            "--method", str(mine), "other_tasks"), "| scenario |")
+    by_method = {r["method"]: r for r in rows}
+    assert number(by_method["PEARL"]["ratio to PEARL"]) == 1.0
+    pe = by_method["PE"]
+    assert (number(pe["training seeds"]), number(pe["episodes"])) == (2, 10)
+    assert number(pe["return (mean ± std)"]) == 300.0 and number(pe["ratio to PEARL"]) == 3.0
+    low, high = (float(x) for x in pe["95 % interval (seeds drawn per method)"].strip("[]").split(","))
+    assert 2.5 < low < 3.0 < high < 3.5
+    assert pe["baseline's tasks"] == "yes" and by_method["other_tasks"]["baseline's tasks"] == "no"
+    bad = start_script("compare_runs", "--baseline", str(pearl), "RL2", "--method", str(mine), "PE")
+    assert bad.returncode != 0 and "no episodes of label 'RL2'; labels there: PEARL" in bad.stderr

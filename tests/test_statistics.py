@@ -72,3 +72,30 @@ def test_pairing_by_task_removes_the_spread_that_the_tasks_cause() -> None:
 def test_by_seed_orders_returns_by_episode() -> None:
     results = [{"seed": 0, "episode": 1, "return": 2.0}, {"seed": 0, "episode": 0, "return": 1.0}]
     assert by_seed(results) == {0: [1.0, 2.0]}
+
+
+def test_independent_seeds_compare_methods_whose_seed_numbers_differ() -> None:
+    rng = np.random.default_rng(5)
+    mine = {s: list(rng.normal(300.0, 20.0, 5)) for s in (0, 1, 2)}
+    pearl = {7: list(rng.normal(100.0, 20.0, 5))}  # another family, one training seed of its own number
+    assert all(math.isnan(x) for x in ratio_interval(mine, pearl))  # no shared seed
+    low, high = ratio_interval(mine, pearl, independent=True)
+    point = np.mean([r for s in mine.values() for r in s]) / np.mean(pearl[7])
+    assert 2.0 < low < point < high < 4.5
+
+
+def test_independent_seeds_carry_the_spread_between_training_seeds() -> None:
+    # one good and one bad training seed: drawing seeds shows that the mean hangs on which seed is drawn,
+    # which pooling all episodes under one seed hides
+    rng = np.random.default_rng(6)
+    mine = {0: list(rng.normal(300.0, 10.0, 10)), 1: list(rng.normal(100.0, 10.0, 10))}
+    base = {0: list(rng.normal(100.0, 10.0, 20))}
+    low, high = ratio_interval(mine, base, independent=True)
+    pooled_low, pooled_high = ratio_interval({0: mine[0] + mine[1]}, base, independent=True)
+    assert high - low > 2 * (pooled_high - pooled_low)
+    assert low < 1.3 and high > 2.7
+
+
+def test_paired_and_independent_are_refused_together() -> None:
+    with pytest.raises(ValueError, match="paired and independent"):
+        ratio_interval({0: [1.0, 2.0]}, {0: [1.0, 2.0]}, paired=True, independent=True)
