@@ -10,6 +10,10 @@ ratio of that mean to the baseline's and a 95 % bootstrap interval of the ratio 
 training seeds, then their episodes, on their own (``ratio_interval(..., independent=True)``): the seeds of
 methods of different families (a model-based method against PEARL or RL²) have nothing in common.
 
+With ``--split K`` (e.g. 300, the step at which ``joint_break_midepisode`` disables the joint) a second table
+gives each method's mean reward per step before step K and after it: how much of a ratio on a mid-episode
+change comes from the part of the episode before the change, where no adaptation can help.
+
 Comparisons are only fair on the same tasks: the last column says whether a method's episodes ran on the
 baseline's environment seeds; a scenario whose episodes do not match is still printed, marked "no".
 """
@@ -65,6 +69,33 @@ def compare_rows(baseline: dict[str, list[dict]], methods: list[tuple[str, dict[
     return rows
 
 
+def phase_rows(methods: list[tuple[str, dict[str, list[dict]]]], split: int,
+               scenarios: list[str] | None = None) -> list[dict]:
+    """Per scenario and method: mean reward per step over steps ``[0, split)`` and ``[split, end)`` of every
+    episode (episodes shorter than ``split`` steps count in the first phase only)."""
+    rows = []
+    for name, grouped in methods:
+        for scenario in scenarios or sorted(grouped):
+            episodes = grouped.get(scenario, [])
+            if not episodes:
+                continue
+            before = np.concatenate([np.asarray(e["rewards"][:split], dtype=float) for e in episodes])
+            after = [np.asarray(e["rewards"][split:], dtype=float) for e in episodes]
+            after_all = np.concatenate(after) if any(a.size for a in after) else np.array([np.nan])
+            rows.append({"scenario": scenario, "method": name, "before": float(before.mean()),
+                         "after": float(after_all.mean()), "kept": float(after_all.mean() / before.mean())})
+    return sorted(rows, key=lambda r: r["scenario"])
+
+
+def print_phases(rows: list[dict], split: int) -> None:
+    """The markdown table of :func:`phase_rows`."""
+    print(f"| scenario | method | reward per step, steps 0-{split - 1} | reward per step, from step {split} "
+          "| after / before |")
+    print("|---|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['scenario']} | {r['method']} | {r['before']:.2f} | {r['after']:.2f} | {r['kept']:.2f} |")
+
+
 def print_table(rows: list[dict], baseline_name: str) -> None:
     """The markdown table of :func:`compare_rows`."""
     print(f"| scenario | method | training seeds | episodes | return (mean ± std) | ratio to {baseline_name} "
@@ -84,7 +115,11 @@ def main() -> None:
                         help="a run folder and label to compare (repeat for more)")
     parser.add_argument("--scenarios", nargs="+", default=None,
                         help="test scenarios to compare (default: every scenario of the baseline)")
+    parser.add_argument("--split", type=int, default=0, metavar="K",
+                        help="also print the mean reward per step before and after control step K (0: off)")
     args = parser.parse_args()
+    if args.split < 0:
+        parser.error(f"--split must be a control step >= 0 (0: off), got {args.split}")
     print(provenance_line())
     base_folder, base_label = Path(args.baseline[0]), args.baseline[1]
     baseline = label_episodes(base_folder, base_label)
@@ -94,6 +129,9 @@ def main() -> None:
         print(f"method: {label} in {folder}")
     print()
     print_table(compare_rows(baseline, methods, args.scenarios), base_label)
+    if args.split:
+        print()
+        print_phases(phase_rows(methods, args.split, args.scenarios), args.split)
 
 
 if __name__ == "__main__":

@@ -665,15 +665,16 @@ def test_a_later_setting_at_its_neutral_value_keeps_the_evaluation_folder_key(
 
 
 def _episodes_folder(folder: Path, label: str, returns: dict[int, list[float]], scenario: str = "crippled_joint_test",
-                     first_env_seed: int = 10000) -> Path:
-    """A run folder whose ``episodes.jsonl`` holds ``label``'s episodes: training seed -> returns in order."""
+                     first_env_seed: int = 10000, steps: int = 4) -> Path:
+    """A run folder whose ``episodes.jsonl`` holds ``label``'s episodes: training seed -> returns in order,
+    each spread evenly over ``steps`` rewards."""
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "episodes.jsonl").open("a") as out:
         for seed, values in returns.items():
             for i, value in enumerate(values):
                 out.write(json.dumps({"key": f"{label}/{scenario}/s{seed}/e{i}", "label": label, "scenario": scenario,
                                       "seed": seed, "episode": i, "env_seed": first_env_seed + i,
-                                      "return": value}) + "\n")
+                                      "return": value, "rewards": [value / steps] * steps}) + "\n")
     return folder
 
 
@@ -694,3 +695,20 @@ def test_compare_runs_gives_ratios_across_folders_with_seeds_drawn_per_method(tm
     assert pe["baseline's tasks"] == "yes" and by_method["other_tasks"]["baseline's tasks"] == "no"
     bad = start_script("compare_runs", "--baseline", str(pearl), "RL2", "--method", str(mine), "PE")
     assert bad.returncode != 0 and "no episodes of label 'RL2'; labels there: PEARL" in bad.stderr
+
+
+def test_compare_runs_splits_the_reward_rate_at_a_mid_episode_change(tmp_path: Path) -> None:
+    folder = tmp_path / "break"
+    folder.mkdir()
+    with (folder / "episodes.jsonl").open("w") as out:
+        for label, rewards in (("PE", [4.0, 4.0, 2.0, 2.0]), ("PE+gains", [4.0, 4.0, 3.0, 3.0])):
+            out.write(json.dumps({"key": label, "label": label, "scenario": "joint_break_midepisode", "seed": 0,
+                                  "episode": 0, "env_seed": 10000, "return": sum(rewards), "rewards": rewards}) + "\n")
+    lines = run_script("compare_runs", "--baseline", str(folder), "PE", "--method", str(folder), "PE+gains",
+                       "--split", "2")
+    rows = {r["method"]: r for r in table(lines, "| scenario | method | reward per step")}
+    assert number(rows["PE"]["reward per step, steps 0-1"]) == 4.0
+    assert number(rows["PE"]["reward per step, from step 2"]) == 2.0
+    assert number(rows["PE+gains"]["after / before"]) == 0.75
+    bad = start_script("compare_runs", "--baseline", str(folder), "PE", "--method", str(folder), "PE", "--split", "-1")
+    assert bad.returncode != 0 and "--split must be a control step >= 0" in bad.stderr
