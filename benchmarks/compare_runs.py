@@ -62,7 +62,7 @@ def compare_rows(baseline: dict[str, list[dict]], methods: list[tuple[str, dict[
             mean = float(np.mean(returns))
             is_base = episodes is base
             low, high = (1.0, 1.0) if is_base else ratio_interval(by_seed(episodes), by_seed(base), independent=True)
-            rows.append({"scenario": scenario, "method": name, "seeds": len({e["seed"] for e in episodes}),
+            rows.append({"scenario": scenario, "method": name, "is_baseline": is_base, "seeds": len({e["seed"] for e in episodes}),
                          "episodes": len(episodes), "mean": mean, "std": float(np.std(returns)),
                          "ratio": mean / base_mean if base_mean > 0 else float("nan"), "low": low, "high": high,
                          "same_tasks": set(e["env_seed"] for e in episodes) <= set(base_tasks)})
@@ -102,7 +102,7 @@ def print_table(rows: list[dict], baseline_name: str) -> None:
           "| 95 % interval (seeds drawn per method) | baseline's tasks |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        interval = "-" if r["method"] == baseline_name else f"[{r['low']:.2f}, {r['high']:.2f}]"
+        interval = "-" if r["is_baseline"] else f"[{r['low']:.2f}, {r['high']:.2f}]"
         print(f"| {r['scenario']} | {r['method']} | {r['seeds']} | {r['episodes']} | {r['mean']:.1f} ± {r['std']:.1f} "
               f"| {r['ratio']:.2f} | {interval} | {'yes' if r['same_tasks'] else 'no'} |")
 
