@@ -246,6 +246,9 @@ def test_the_pets_presets_are_a_probabilistic_ensemble_planned_through_the_membe
     assert pets_de.adapter == load_preset("mb_de").adapter
     assert dataclasses.replace(pets_de, name="pets", description=pets.description, adapter=pets.adapter) == pets
     assert yaml.safe_load((controllers_dir() / "pets_de.yaml").read_text())["base"] == "pets"
+    # pets_grbal: the squared-error inner step (its NLL step diverged on held-out data); grbal's deterministic
+    # model has only the squared error, which "model" already is
+    assert (load_preset("pets_grbal").adapter.inner_loss, load_preset("grbal").adapter.inner_loss) == ("mse", "model")
     # pets_gains: the pets model and planner, fed per-motor gains estimated online (no training of its own).
     gains = load_preset("pets_gains")
     assert (gains.adapter.kind, gains.adapter.window, gains.adapter.steps) == ("actuator_gains", 16, 5)
