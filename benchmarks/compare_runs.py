@@ -53,7 +53,7 @@ def compare_rows(baseline: dict[str, list[dict]], methods: list[tuple[str, dict[
         if not base:
             raise SystemExit(f"the baseline has no episodes of scenario {scenario!r}; it has {', '.join(sorted(baseline))}")
         base_mean = float(np.mean([e["return"] for e in base]))
-        base_tasks = sorted(e["env_seed"] for e in base)
+        base_tasks = {e["env_seed"] for e in base}
         for name, grouped in methods:
             episodes = grouped.get(scenario, [])
             if not episodes:
@@ -65,7 +65,7 @@ def compare_rows(baseline: dict[str, list[dict]], methods: list[tuple[str, dict[
             rows.append({"scenario": scenario, "method": name, "is_baseline": is_base, "seeds": len({e["seed"] for e in episodes}),
                          "episodes": len(episodes), "mean": mean, "std": float(np.std(returns)),
                          "ratio": mean / base_mean if base_mean > 0 else float("nan"), "low": low, "high": high,
-                         "same_tasks": set(e["env_seed"] for e in episodes) <= set(base_tasks)})
+                         "same_tasks": {e["env_seed"] for e in episodes} <= base_tasks})
     return rows
 
 
