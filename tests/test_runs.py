@@ -86,6 +86,19 @@ def test_a_refused_resume_names_what_differs_and_the_set_that_restores_it(tmp_pa
     assert "--set" not in str(info.value)
 
 
+def test_resume_ignores_a_reworded_preset_description(tmp_path: Path) -> None:
+    """The description is free text: rewording it (as when a preset's default changes) must not block a run
+    that keeps its settings, while the changed setting itself still does."""
+    run = tmp_path / "run"
+    _finished_run(run)
+    reworded = run_config({**PRESET, "description": "reworded"}, RunSettings("cartpole"))
+    assert open_run_folder(run, reworded, resume=True)["env_steps"] == 30
+    with pytest.raises(ValueError, match="random_steps"):
+        open_run_folder(run, run_config({**PRESET, "description": "reworded",
+                                         "training": {**PRESET["training"], "random_steps": 99}},
+                                        RunSettings("cartpole")), resume=True)
+
+
 def test_config_differences_walks_nested_dicts() -> None:
     saved = {"preset": {"adapter": {"context_gate": False, "window": 16}, "model": {"sizes": [8]}}}
     now = {"preset": {"adapter": {"context_gate": True, "window": 16}, "model": {"sizes": [8], "new": 1}}}

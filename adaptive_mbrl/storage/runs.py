@@ -151,9 +151,12 @@ def _as_set_value(value: Any) -> str:
 
 
 def _comparable(config: dict[str, Any], normalize_preset: Callable[[dict], dict] | None) -> dict[str, Any]:
-    """The config as compared on resume: preset normalised, minus ``training.iterations``."""
+    """The config as compared on resume: preset normalised, minus ``training.iterations`` and the preset's
+    free-text ``description`` (a reworded description, e.g. after a default changed, changes no setting; the
+    setting itself is compared)."""
     config = yaml.safe_load(yaml.safe_dump(config))
     preset = normalize_preset(config["preset"]) if normalize_preset else config["preset"]
+    preset = {k: v for k, v in preset.items() if k != "description"}
     preset = {**preset, "training": {k: v for k, v in preset.get("training", {}).items() if k != "iterations"}}
     return {**config, "preset": preset}
 
