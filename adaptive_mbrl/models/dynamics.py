@@ -235,7 +235,8 @@ class DynamicsModel(nn.Module):
         if members is not None and not stacked:
             raise ValueError("members (a subset of the ensemble) needs stacked inputs")
         if stacked:
-            blocks = self.ensemble_size if members is None else members.shape[0]
+            # the weights' leading axis: E, or the blocks of weights passed in by call_with_params
+            blocks = self.layers[0].weight.shape[0] if members is None else members.shape[0]
             if member is not None or lead[:1] != (blocks,):
                 raise ValueError(f"stacked inputs need a leading ensemble axis of {blocks} and no "
                                  f"member; got inputs {list(x.shape)}, member={member}")
