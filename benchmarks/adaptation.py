@@ -35,7 +35,8 @@ GrBAL-guarded and ReBAL-gated are the GrBAL / ReBAL checkpoints run with their r
 loss is halved up to 6 times, else dropped; ``adapter.context_gate=true``: the encoded context is kept only
 if it fits the window better than the prior's). PE-ReBAL runs its checkpoint with the gate off and
 PE-ReBAL-gated with it on, whatever the preset's default (``pets_rebal``: on). GrBAL-prior (an ablation)
-is the GrBAL-trained prior run without adaptation.
+is the GrBAL-trained prior run without adaptation; PE-GrBAL-prior the same for PE-GrBAL (the meta-trained
+ensemble planned as PE-TS: how much of PE-GrBAL's return is the model and how much its online step).
 """
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Me
            # probabilistic ensembles with trajectory sampling (PETS); PE-TS+DE fine-tunes the PE-TS model
            "PE-TS": Method("pets", "pets"), "PE-TS+DE": Method("pets", "pets_de"),
            "PE-GrBAL": Method("pets_grbal", "pets_grbal"),
+           # the PE-GrBAL-trained prior planned as plain PE-TS, without the inner step (an ablation)
+           "PE-GrBAL-prior": Method("pets_grbal", "pets"),
            # the context gate explicitly off / on (pets_rebal's default is on)
            "PE-ReBAL": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=false",)),
            "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",)),

@@ -461,10 +461,12 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
     from adaptive_mbrl.presets import load_preset
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when the script runs: its folder first on sys.path
     module = importlib.import_module("adaptation")
-    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-ReBAL", "PE-TS+gains"):
+    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-GrBAL-prior", "PE-ReBAL", "PE-TS+gains"):
         method = module.METHODS[label]
         trained, run = load_preset(method.trained), load_preset(method.run)
         assert trained.model.probabilistic and run.model == trained.model and run.planner.propagation == "mean"
+    # the PE-GrBAL ablation plays the meta-trained ensemble without any adaptation
+    assert load_preset(module.METHODS["PE-GrBAL-prior"].run).adapter.kind == "none"
     # PE-ReBAL / PE-ReBAL-gated name the context gate explicitly, so a recorded command keeps its meaning
     # whatever pets_rebal's default (on since the three-seed comparison)
     from adaptive_mbrl.presets import with_run_overrides
