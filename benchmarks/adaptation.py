@@ -84,6 +84,8 @@ METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Me
            "PE-GrBAL": Method("pets_grbal", "pets_grbal"),
            # the PE-GrBAL-trained prior planned as plain PE-TS, without the inner step (an ablation)
            "PE-GrBAL-prior": Method("pets_grbal", "pets"),
+           # ... and fed per-motor gains estimated online (the meta-trained model with the motor-fault prior)
+           "PE-GrBAL-prior+gains": Method("pets_grbal", "pets_gains"),
            # the context gate explicitly off / on (pets_rebal's default is on)
            "PE-ReBAL": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=false",)),
            "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",)),

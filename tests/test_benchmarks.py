@@ -461,7 +461,8 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
     from adaptive_mbrl.presets import load_preset
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when the script runs: its folder first on sys.path
     module = importlib.import_module("adaptation")
-    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-GrBAL-prior", "PE-ReBAL", "PE-TS+gains"):
+    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-GrBAL-prior", "PE-GrBAL-prior+gains", "PE-ReBAL",
+                  "PE-TS+gains"):
         method = module.METHODS[label]
         trained, run = load_preset(method.trained), load_preset(method.run)
         assert trained.model.probabilistic and run.model == trained.model and run.planner.propagation == "mean"
