@@ -176,9 +176,12 @@ def gradient_steps(folder: Path, row: dict) -> int | None:
 
 def _fill_gradient_steps(folder: Path, record: dict[str, dict]) -> dict[str, dict]:
     """Add ``grad_steps`` to budgets recorded before it was kept, from the progress history row with the
-    same environment steps (None if there is none)."""
+    same environment steps (None if there is none); point each ``checkpoint`` at ``folder``'s own
+    ``model_at_<budget>.pt`` (the recorded path goes stale when a run folder is moved, e.g. to another
+    ``--runs-dir``)."""
     history = (_progress(folder) or {}).get("history", [])
-    for entry in record.values():
+    for budget, entry in record.items():
+        entry["checkpoint"] = str(folder / f"model_at_{budget}.pt")
         if "grad_steps" not in entry:
             row = next((r for r in history if r.get("env_steps") == entry["env_steps"]), None)
             entry["grad_steps"] = None if row is None else gradient_steps(folder, row)

@@ -278,6 +278,22 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
     assert table(again, "| method | budget (env steps) | env steps used | gradient steps |") == budgets
 
 
+def test_sample_efficiency_finds_the_checkpoints_of_a_moved_run_folder(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """budgets.json records where each checkpoint was written; a run folder moved since (another
+    --runs-dir) is read from where it is now."""
+    import importlib
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("sample_efficiency")
+    folder = tmp_path / "elsewhere" / "sample_cartpole_weak_motor_train_rl2_s0"
+    folder.mkdir(parents=True)
+    (folder / "budgets.json").write_text(json.dumps({"100": {
+        "env_steps": 128, "grad_steps": 3, "wall_clock_s": 1.0,
+        "checkpoint": "runs/sample_cartpole_weak_motor_train_rl2_s0/model_at_100.pt"}}))
+    record = module.reached_budgets(folder)
+    assert record["100"]["checkpoint"] == str(folder / "model_at_100.pt") and record["100"]["env_steps"] == 128
+
+
 def test_sample_efficiency_stops_a_method_at_its_own_time_limit(tmp_path: Path) -> None:
     lines = run_script("sample_efficiency", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
                        "--methods", "MB", "--budgets", "200", "300", "--method-max-minutes", "MB=0.000001",
