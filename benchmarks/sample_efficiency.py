@@ -322,9 +322,16 @@ def print_return_tables(args: argparse.Namespace, rows: list[dict]) -> None:
                   f"{r['low']:.1f} | {r['high']:.1f} |")
 
 
+def _seed_count(rows: list[dict]) -> str:
+    """How many training seeds a plotted line averages: ``"1 seed"``, ``"3 seeds"``, or ``"1-3 seeds"`` when
+    its budgets were reached by different numbers of seeds."""
+    low, high = min(r["seeds"] for r in rows), max(r["seeds"] for r in rows)
+    return f"{low} seed" if high == 1 else f"{high} seeds" if low == high else f"{low}-{high} seeds"
+
+
 def plot_curves(rows: list[dict], scenarios: list[str], path: Path, title: str) -> Path:
     """``path`` (PNG): held-out return against environment steps (log x), one panel per scenario, one line
-    per label (mean over training seeds) with the seeds' min-max band."""
+    per label (mean over training seeds; the legend gives their number) with the seeds' min-max band."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -337,7 +344,7 @@ def plot_curves(rows: list[dict], scenarios: list[str], path: Path, title: str) 
             if not mine:
                 continue
             x = [r["env_steps"] for r in mine]
-            line, = ax.plot(x, [r["mean"] for r in mine], marker="o", label=label)
+            line, = ax.plot(x, [r["mean"] for r in mine], marker="o", label=f"{label} ({_seed_count(mine)})")
             ax.fill_between(x, [r["low"] for r in mine], [r["high"] for r in mine], color=line.get_color(), alpha=0.2)
         ax.set_xscale("log")
         ax.set_title(scenario)
@@ -504,7 +511,7 @@ def main() -> None:
     rows = return_curves(args, records, json.loads((folder / "episodes.json").read_text()))
     print_return_tables(args, rows)
     plot = plot_curves(rows, list(args.test_scenarios), folder / PLOT,
-                       f"{args.robot}: trained on {args.train_scenario}, seeds {args.seeds}")
+                       f"{args.robot}: trained on {args.train_scenario} (training seeds asked: {args.seeds})")
     print(f"\nplot: {plot}\n")
     print_budget_table(args, records)
 

@@ -294,6 +294,16 @@ def test_sample_efficiency_finds_the_checkpoints_of_a_moved_run_folder(tmp_path:
     assert record["100"]["checkpoint"] == str(folder / "model_at_100.pt") and record["100"]["env_steps"] == 128
 
 
+def test_sample_efficiency_plot_legend_says_how_many_seeds_each_line_averages(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("sample_efficiency")
+    assert module._seed_count([{"seeds": 1}, {"seeds": 1}]) == "1 seed"
+    assert module._seed_count([{"seeds": 3}, {"seeds": 3}]) == "3 seeds"
+    assert module._seed_count([{"seeds": 3}, {"seeds": 1}]) == "1-3 seeds"
+
+
 def test_sample_efficiency_stops_a_method_at_its_own_time_limit(tmp_path: Path) -> None:
     lines = run_script("sample_efficiency", "--robot", "cartpole", "--train-scenario", "weak_motor_train",
                        "--methods", "MB", "--budgets", "200", "300", "--method-max-minutes", "MB=0.000001",
