@@ -174,7 +174,7 @@ def gradient_steps(folder: Path, row: dict) -> int | None:
     return None
 
 
-def _fill_gradient_steps(folder: Path, record: dict[str, dict]) -> dict[str, dict]:
+def _complete_record(folder: Path, record: dict[str, dict]) -> dict[str, dict]:
     """Add ``grad_steps`` to budgets recorded before it was kept, from the progress history row with the
     same environment steps (None if there is none); point each ``checkpoint`` at ``folder``'s own
     ``model_at_<budget>.pt`` (the recorded path goes stale when a run folder is moved, e.g. to another
@@ -205,7 +205,7 @@ def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: li
             if doc is not None and doc["wall_clock_s"] >= 60 * max_minutes:
                 print(f"{method} seed {seed}: stopped at {doc['env_steps']} steps after {max_minutes} min "
                       f"(budget {budget} not reached)", flush=True)
-                return _fill_gradient_steps(folder, record)
+                return _complete_record(folder, record)
             iterations = max(_next_iterations(doc, budget), asked + 1)  # a trainer may write nothing for 0 rounds
             if asked >= 1 and iterations > asked and _progress(folder) is None:
                 raise RuntimeError(f"{method}: training {asked} round(s) wrote no progress in {folder}")
@@ -221,13 +221,13 @@ def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: li
         record_path.write_text(json.dumps(record, indent=1))
         print(f"{method} seed {seed}: {doc['env_steps']} steps (budget {budget}) in {doc['wall_clock_s'] / 60:.1f} min",
               flush=True)
-    return _fill_gradient_steps(folder, record)
+    return _complete_record(folder, record)
 
 
 def reached_budgets(folder: Path) -> dict[str, dict]:
     """``budgets.json`` of the run in ``folder`` as it is (empty if none)."""
     path = folder / "budgets.json"
-    return _fill_gradient_steps(folder, json.loads(path.read_text())) if path.exists() else {}
+    return _complete_record(folder, json.loads(path.read_text())) if path.exists() else {}
 
 
 def _next_iterations(doc: dict | None, budget: int) -> int:
