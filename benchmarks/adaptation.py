@@ -36,7 +36,8 @@ loss is halved up to 6 times, else dropped; ``adapter.context_gate=true``: the e
 if it fits the window better than the prior's). PE-ReBAL runs its checkpoint with the gate off and
 PE-ReBAL-gated with it on, whatever the preset's default (``pets_rebal``: on). GrBAL-prior (an ablation)
 is the GrBAL-trained prior run without adaptation; PE-GrBAL-prior the same for PE-GrBAL (the meta-trained
-ensemble planned as PE-TS: how much of PE-GrBAL's return is the model and how much its online step).
+ensemble planned as PE-TS: how much of PE-GrBAL's return is the model and how much its online step);
+PE-GrBAL-prior+gains (+DE) plays that ensemble with ``pets_gains`` (``pets_gains_de``)'s online adapter.
 """
 from __future__ import annotations
 
@@ -86,6 +87,8 @@ METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Me
            "PE-GrBAL-prior": Method("pets_grbal", "pets"),
            # ... and fed per-motor gains estimated online (the meta-trained model with the motor-fault prior)
            "PE-GrBAL-prior+gains": Method("pets_grbal", "pets_gains"),
+           # ... and with the gains, one fine-tuning step on a copy of its weights (pets_gains_de's adapter)
+           "PE-GrBAL-prior+gains+DE": Method("pets_grbal", "pets_gains_de"),
            # the context gate explicitly off / on (pets_rebal's default is on)
            "PE-ReBAL": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=false",)),
            "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",)),

@@ -487,13 +487,18 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
     from adaptive_mbrl.presets import load_preset
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when the script runs: its folder first on sys.path
     module = importlib.import_module("adaptation")
-    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-GrBAL-prior", "PE-GrBAL-prior+gains", "PE-ReBAL",
-                  "PE-TS+gains"):
+    for label in ("PE-TS", "PE-TS+DE", "PE-GrBAL", "PE-GrBAL-prior", "PE-GrBAL-prior+gains",
+                  "PE-GrBAL-prior+gains+DE", "PE-ReBAL", "PE-TS+gains"):
         method = module.METHODS[label]
         trained, run = load_preset(method.trained), load_preset(method.run)
         assert trained.model.probabilistic and run.model == trained.model and run.planner.propagation == "mean"
     # the PE-GrBAL ablation plays the meta-trained ensemble without any adaptation
     assert load_preset(module.METHODS["PE-GrBAL-prior"].run).adapter.kind == "none"
+    # ... and with the motor-fault adapter: the PE-TS+gains(+DE) adapters on the PE-GrBAL-trained ensemble
+    for suffix in ("+gains", "+gains+DE"):
+        on_grbal, on_pe = module.METHODS[f"PE-GrBAL-prior{suffix}"], module.METHODS[f"PE-TS{suffix}"]
+        assert on_grbal.trained == "pets_grbal" and on_grbal.run == on_pe.run
+    assert load_preset(module.METHODS["PE-GrBAL-prior+gains+DE"].run).adapter.finetune_steps >= 1
     # PE-ReBAL / PE-ReBAL-gated name the context gate explicitly, so a recorded command keeps its meaning
     # whatever pets_rebal's default (on since the three-seed comparison)
     from adaptive_mbrl.presets import with_run_overrides
