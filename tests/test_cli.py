@@ -262,5 +262,7 @@ def test_train_prints_a_line_per_round_when_its_output_is_not_a_terminal(tmp_pat
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert re.search(r"^round 0, 200 env steps, ", done.stdout, flags=re.M)
-    assert re.search(r"^round 1, 400 env steps, [0-9.]+ min, mean_return", done.stdout, flags=re.M)
+    assert re.search(r"^round 0/1, 200 env steps, ", done.stdout, flags=re.M)
+    # the last round: its returns, then the time left (none: it was the last one)
+    assert re.search(r"^round 1/1, 400 env steps, [0-9.]+ min, mean_return.*, about 0 min left$", done.stdout,
+                     flags=re.M)

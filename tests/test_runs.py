@@ -157,6 +157,26 @@ def test_round_line_gives_the_rounds_split_into_collection_and_fit() -> None:
     assert line == "round 3, 20000 env steps, 4.1 min, mean_return 812.2, round: collect 150 s + fit 52 s"
 
 
+def test_round_line_estimates_the_time_left_from_the_latest_rounds() -> None:
+    """Round 0 (random data and the long first fit: 600 s) is left out; rounds 2-4 took 300 s each, round 1
+    took 900 s and is older than the last three, so 35 rounds left take 35 x 300 s = 175 min."""
+    from adaptive_mbrl.storage.runs import minutes_left, round_line
+
+    stamps = [600.0, 1500.0, 1800.0, 2100.0, 2400.0]
+    doc = {"iteration": 4, "env_steps": 25000, "wall_clock_s": 2400.0,
+           "history": [{"iteration": i, "mean_return": 1.0, "wall_clock_s": s} for i, s in enumerate(stamps)]}
+    assert minutes_left(doc, 39) == pytest.approx(175.0)
+    assert round_line(doc, 39) == "round 4/39, 25000 env steps, 40.0 min, mean_return 1, about 175 min left"
+    assert round_line(doc) == "round 4, 25000 env steps, 40.0 min, mean_return 1"  # no final round: as before
+    assert minutes_left(doc, 4) == 0.0
+    # one round only: its duration includes the random data, so no estimate yet
+    first = {"iteration": 0, "env_steps": 5000, "wall_clock_s": 600.0, "history": doc["history"][:1]}
+    assert minutes_left(first, 39) is None and round_line(first, 39).endswith("0 min, mean_return 1")
+    # two rounds: round 1's duration alone
+    second = {"iteration": 1, "env_steps": 10000, "wall_clock_s": 1500.0, "history": doc["history"][:2]}
+    assert minutes_left(second, 3) == pytest.approx(2 * 900.0 / 60)
+
+
 def test_metrics_csv_takes_columns_that_later_rows_add(tmp_path: Path) -> None:
     """A run resumed by a version that records more per round (here its wall-clock split) keeps one table."""
     doc = {"iteration": 2, "env_steps": 30, "history": [{"iteration": 1, "mean_return": 1.5},

@@ -201,28 +201,45 @@ def phase_seconds(round_start: float, collected: float, done: float, second: str
     return {"collect_s": collected - round_start, second: done - collected}
 
 
-def round_line(progress: dict[str, Any]) -> str:
+def round_line(progress: dict[str, Any], last_round: int | None = None) -> str:
     """One line on the latest round of ``progress`` (its last ``history`` row): round, environment steps,
     wall-clock, the row's returns and losses, and its split into phases (:data:`ROUND_PHASES`) when it has
     one, e.g. ``round 3, 20000 env steps, 4.1 min, mean_return 812.3, val_loss 0.0123, round: collect 150 s
-    + fit 52 s``."""
+    + fit 52 s``. With ``last_round`` (the run's final round index) the round reads ``3/39`` and the line
+    ends with the time left (:func:`minutes_left`) once it can be estimated, e.g. ``, about 150 min left``."""
     row = progress["history"][-1] if progress.get("history") else {}
-    parts = [f"round {progress.get('iteration', row.get('iteration', 0))}", f"{progress.get('env_steps', 0)} env steps",
-             f"{float(progress.get('wall_clock_s', 0.0)) / 60:.1f} min"]
+    iteration = progress.get("iteration", row.get("iteration", 0))
+    parts = [f"round {iteration}" + (f"/{last_round}" if last_round is not None else ""),
+             f"{progress.get('env_steps', 0)} env steps", f"{float(progress.get('wall_clock_s', 0.0)) / 60:.1f} min"]
     for key, value in row.items():
         if ("return" in key or "loss" in key) and isinstance(value, (int, float)):
             parts.append(f"{key} {value:.4g}")
     phases = [f"{key[:-2]} {row[key]:.0f} s" for key in ROUND_PHASES if isinstance(row.get(key), (int, float))]
     if phases:
         parts.append("round: " + " + ".join(phases))
+    left = None if last_round is None else minutes_left(progress, last_round)
+    if left is not None:
+        parts.append(f"about {left:.0f} min left")
     return ", ".join(parts)
 
 
-def report_round(progress: dict[str, Any], show: bool | None) -> None:
+def minutes_left(progress: dict[str, Any], last_round: int, recent: int = 3) -> float | None:
+    """Minutes until round ``last_round``: the rounds still to run times the mean wall-clock of the last
+    ``recent`` rounds (consecutive ``history`` rows' ``wall_clock_s``, s; the first round, which includes
+    the initial random data and its longer fit, is never among them). None until two rounds have run."""
+    history = [row for row in progress.get("history", []) if isinstance(row.get("wall_clock_s"), (int, float))]
+    if len(history) < 2:
+        return None
+    stamps = [float(row["wall_clock_s"]) for row in history[-(recent + 1):]]
+    per_round = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    return max(last_round - int(progress.get("iteration", history[-1].get("iteration", 0))), 0) * per_round / 60
+
+
+def report_round(progress: dict[str, Any], show: bool | None, last_round: int | None = None) -> None:
     """Print :func:`round_line` when progress is automatic (``show`` None) and stdout is not a terminal
     (a log file, a pipe, CI), where progress bars stay silent; a terminal has the bars instead."""
     if show is None and not sys.stdout.isatty():
-        print(round_line(progress), flush=True)
+        print(round_line(progress, last_round), flush=True)
 
 
 def read_progress(run_dir: str | Path) -> dict[str, Any]:

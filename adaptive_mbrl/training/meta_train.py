@@ -178,7 +178,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         _record(doc, 0, len(buffer), stats.returns, losses, done - start,
                 phase_seconds(start, collected, done, "update_s"))
         _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
-        report_round(doc, progress)
+        report_round(doc, progress, cfg.iterations)
     else:
         buffer, doc = state["buffer"], state["progress"]
         payload = load_checkpoint(ckpt_path, device)
@@ -202,7 +202,7 @@ def meta_train(preset: ControllerPreset, settings: RunSettings, run_dir: str | P
         doc["iteration"] = iteration
         doc["episodes_seeded"] += len(stats.returns)
         _save(run_dir, buffer, model, adapter, optimizer, preset, settings, actuation, doc)
-        report_round(doc, progress)
+        report_round(doc, progress, cfg.iterations)
     collector.close()
     return ckpt_path
 

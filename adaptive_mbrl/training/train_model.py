@@ -102,7 +102,7 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
                         "episodes_seeded": 0}
         _record(progress_doc, 0, len(buffer), stats.returns, val, done - start, phase_seconds(start, collected, done))
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
-        report_round(progress_doc, progress)
+        report_round(progress_doc, progress, cfg.iterations)
     else:
         buffer, progress_doc = state["buffer"], state["progress"]
         payload = load_checkpoint(ckpt_path, device)
@@ -124,7 +124,7 @@ def train_model(preset: ControllerPreset, settings: RunSettings, run_dir: str | 
         progress_doc["iteration"] = iteration
         progress_doc["episodes_seeded"] += len(stats.returns)
         _save(run_dir, ckpt_path, buffer, model, preset, settings, actuation, progress_doc)
-        report_round(progress_doc, progress)
+        report_round(progress_doc, progress, cfg.iterations)
     collector.close()
     return ckpt_path
 
