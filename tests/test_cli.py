@@ -264,5 +264,5 @@ def test_train_prints_a_line_per_round_when_its_output_is_not_a_terminal(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"^round 0/1, 200 env steps, ", done.stdout, flags=re.M)
     # the last round: its returns, then the time left (none: it was the last one)
-    assert re.search(r"^round 1/1, 400 env steps, [0-9.]+ min, mean_return.*, about 0 min left$", done.stdout,
+    assert re.search(r"^round 1/1, 400 env steps, [0-9.]+ min, mean_return.*, ETA 0 s$", done.stdout,
                      flags=re.M)

@@ -159,22 +159,23 @@ def test_round_line_gives_the_rounds_split_into_collection_and_fit() -> None:
 
 def test_round_line_estimates_the_time_left_from_the_latest_rounds() -> None:
     """Round 0 (random data and the long first fit: 600 s) is left out; rounds 2-4 took 300 s each, round 1
-    took 900 s and is older than the last three, so 35 rounds left take 35 x 300 s = 175 min."""
-    from adaptive_mbrl.storage.runs import minutes_left, round_line
+    took 900 s and is older than the last three, so 35 rounds left take 35 x 300 s = 175 min, written as
+    the suites' episode lines write their ETA."""
+    from adaptive_mbrl.storage.runs import round_line, seconds_left
 
     stamps = [600.0, 1500.0, 1800.0, 2100.0, 2400.0]
     doc = {"iteration": 4, "env_steps": 25000, "wall_clock_s": 2400.0,
            "history": [{"iteration": i, "mean_return": 1.0, "wall_clock_s": s} for i, s in enumerate(stamps)]}
-    assert minutes_left(doc, 39) == pytest.approx(175.0)
-    assert round_line(doc, 39) == "round 4/39, 25000 env steps, 40.0 min, mean_return 1, about 175 min left"
+    assert seconds_left(doc, 39) == pytest.approx(175.0 * 60)
+    assert round_line(doc, 39) == "round 4/39, 25000 env steps, 40.0 min, mean_return 1, ETA 2 h 55 min"
     assert round_line(doc) == "round 4, 25000 env steps, 40.0 min, mean_return 1"  # no final round: as before
-    assert minutes_left(doc, 4) == 0.0
+    assert seconds_left(doc, 4) == 0.0
     # one round only: its duration includes the random data, so no estimate yet
     first = {"iteration": 0, "env_steps": 5000, "wall_clock_s": 600.0, "history": doc["history"][:1]}
-    assert minutes_left(first, 39) is None and round_line(first, 39).endswith("0 min, mean_return 1")
+    assert seconds_left(first, 39) is None and round_line(first, 39).endswith("0 min, mean_return 1")
     # two rounds: round 1's duration alone
     second = {"iteration": 1, "env_steps": 10000, "wall_clock_s": 1500.0, "history": doc["history"][:2]}
-    assert minutes_left(second, 3) == pytest.approx(2 * 900.0 / 60)
+    assert seconds_left(second, 3) == pytest.approx(2 * 900.0)
 
 
 def test_metrics_csv_takes_columns_that_later_rows_add(tmp_path: Path) -> None:

@@ -14,17 +14,9 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
+from adaptive_mbrl.storage.runs import format_duration  # shared with the training rounds' lines
 
-def format_duration(seconds: float) -> str:
-    """``45 s``, ``1 min 10 s``, ``2 h 5 min`` (rounded to whole seconds / minutes)."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+__all__ = ["ProgressLog", "format_duration"]
 
 
 class ProgressLog:

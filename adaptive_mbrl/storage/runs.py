@@ -206,7 +206,8 @@ def round_line(progress: dict[str, Any], last_round: int | None = None) -> str:
     wall-clock, the row's returns and losses, and its split into phases (:data:`ROUND_PHASES`) when it has
     one, e.g. ``round 3, 20000 env steps, 4.1 min, mean_return 812.3, val_loss 0.0123, round: collect 150 s
     + fit 52 s``. With ``last_round`` (the run's final round index) the round reads ``3/39`` and the line
-    ends with the time left (:func:`minutes_left`) once it can be estimated, e.g. ``, about 150 min left``."""
+    ends with the time left (:func:`seconds_left`) once it can be estimated, as the suites' episode lines
+    do, e.g. ``, ETA 2 h 30 min``."""
     row = progress["history"][-1] if progress.get("history") else {}
     iteration = progress.get("iteration", row.get("iteration", 0))
     parts = [f"round {iteration}" + (f"/{last_round}" if last_round is not None else ""),
@@ -217,14 +218,14 @@ def round_line(progress: dict[str, Any], last_round: int | None = None) -> str:
     phases = [f"{key[:-2]} {row[key]:.0f} s" for key in ROUND_PHASES if isinstance(row.get(key), (int, float))]
     if phases:
         parts.append("round: " + " + ".join(phases))
-    left = None if last_round is None else minutes_left(progress, last_round)
+    left = None if last_round is None else seconds_left(progress, last_round)
     if left is not None:
-        parts.append(f"about {left:.0f} min left")
+        parts.append(f"ETA {format_duration(left)}")
     return ", ".join(parts)
 
 
-def minutes_left(progress: dict[str, Any], last_round: int, recent: int = 3) -> float | None:
-    """Minutes until round ``last_round``: the rounds still to run times the mean wall-clock of the last
+def seconds_left(progress: dict[str, Any], last_round: int, recent: int = 3) -> float | None:
+    """Seconds until round ``last_round``: the rounds still to run times the mean wall-clock of the last
     ``recent`` rounds (consecutive ``history`` rows' ``wall_clock_s``, s; the first round, which includes
     the initial random data and its longer fit, is never among them). None until two rounds have run."""
     history = [row for row in progress.get("history", []) if isinstance(row.get("wall_clock_s"), (int, float))]
@@ -232,7 +233,19 @@ def minutes_left(progress: dict[str, Any], last_round: int, recent: int = 3) -> 
         return None
     stamps = [float(row["wall_clock_s"]) for row in history[-(recent + 1):]]
     per_round = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
-    return max(last_round - int(progress.get("iteration", history[-1].get("iteration", 0))), 0) * per_round / 60
+    return max(last_round - int(progress.get("iteration", history[-1].get("iteration", 0))), 0) * per_round
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``1 min 10 s``, ``2 h 5 min`` (rounded to whole seconds / minutes)."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def report_round(progress: dict[str, Any], show: bool | None, last_round: int | None = None) -> None:
