@@ -50,6 +50,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import yaml
 
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
@@ -201,19 +202,39 @@ def baseline_label(args: argparse.Namespace) -> str:
 
 def print_training_table(checkpoints: dict[tuple[str, int], Path]) -> None:
     """Each trained run's data budget and wall-clock, from its ``progress.json`` (a resumed run counts the
-    time of every call that trained it; methods that share a run folder are listed once)."""
-    runs: dict[Path, list[str]] = {}
+    time of every call that trained it; methods that share a run folder are listed once). A folder holding
+    only a checkpoint (e.g. a shipped one copied in as ``model.pt``) shows the budget its ``.yaml`` twin
+    records, without a wall-clock."""
+    runs: dict[Path, Path] = {}
+    labels: dict[Path, list[str]] = {}
     for (method, seed), checkpoint in checkpoints.items():
-        runs.setdefault(checkpoint.parent, []).append(method)
+        runs.setdefault(checkpoint.parent, checkpoint)
+        labels.setdefault(checkpoint.parent, []).append(method)
     print("\n| run | methods | env steps | rounds | training wall-clock (min) |\n|---|---|---|---|---|")
-    for folder, methods in runs.items():
+    for folder, checkpoint in runs.items():
+        methods = labels[folder]
         progress_file = folder / "progress.json"
         if not progress_file.exists():
-            print(f"| {folder.name} | {', '.join(methods)} | not trained | - | - |")
+            meta = checkpoint_meta(checkpoint)
+            if meta is None:
+                print(f"| {folder.name} | {', '.join(methods)} | not trained | - | - |")
+            else:
+                print(f"| {folder.name} | {', '.join(methods)} | {meta.get('env_steps', '?')} | "
+                      f"{meta.get('iteration', '?')} | - (checkpoint only, no progress.json) |")
             continue
         progress = json.loads(progress_file.read_text())
         print(f"| {folder.name} | {', '.join(methods)} | {progress['env_steps']} | {progress['iteration']} | "
               f"{progress['wall_clock_s'] / 60:.1f} |")
+
+
+def checkpoint_meta(checkpoint: Path) -> dict | None:
+    """The ``meta`` block (``env_steps``, ``iteration``, ...) of the ``.yaml`` twin of ``checkpoint``, or None
+    when the checkpoint or its twin is missing."""
+    twin = checkpoint.with_suffix(".yaml")
+    if not (checkpoint.is_file() and twin.is_file()):
+        return None
+    meta = (yaml.safe_load(twin.read_text()) or {}).get("meta")
+    return meta if isinstance(meta, dict) else None
 
 
 def print_survival_table(folder: Path, methods: list[str], full_length: int) -> None:

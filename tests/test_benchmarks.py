@@ -481,6 +481,30 @@ def test_adaptation_baseline_must_be_one_of_the_methods(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())  # nothing trained
 
 
+def test_adaptation_training_table_reads_a_copied_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A run folder holding only a checkpoint (a shipped one copied in) shows the budget its twin records;
+    an empty one is 'not trained'; a trained one its progress."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("adaptation")
+    copied, empty, trained = (tmp_path / name for name in ("copied_s1", "empty_s0", "trained_s0"))
+    for folder in (copied, empty, trained):
+        folder.mkdir()
+    (copied / "model.pt").write_bytes(b"weights")
+    (copied / "model.yaml").write_text(yaml.safe_dump({"meta": {"env_steps": 200000, "iteration": 39}}))
+    (trained / "model.pt").write_bytes(b"weights")
+    (trained / "progress.json").write_text(json.dumps({"env_steps": 50000, "iteration": 9, "wall_clock_s": 600}))
+    module.print_training_table({("PE-TS", 1): copied / "model.pt", ("MB", 0): empty / "model.pt",
+                                 ("MB+DE", 0): empty / "model.pt", ("PE-TS", 0): trained / "model.pt"})
+    rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and "_s" in line}
+    assert rows["copied_s1"] == "| copied_s1 | PE-TS | 200000 | 39 | - (checkpoint only, no progress.json) |"
+    assert rows["empty_s0"] == "| empty_s0 | MB, MB+DE | not trained | - | - |"
+    assert rows["trained_s0"] == "| trained_s0 | PE-TS | 50000 | 9 | 10.0 |"
+
+
 def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
