@@ -50,12 +50,12 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import yaml
 
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint, run_suite
+from adaptive_mbrl.evaluation.entries import checkpoint_summary
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.presets import ControllerPreset, load_preset, with_run_overrides
 from adaptive_mbrl.provenance import provenance_line
@@ -203,20 +203,18 @@ def baseline_label(args: argparse.Namespace) -> str:
 def print_training_table(checkpoints: dict[tuple[str, int], Path]) -> None:
     """Each trained run's data budget and wall-clock, from its ``progress.json`` (a resumed run counts the
     time of every call that trained it; methods that share a run folder are listed once). A folder holding
-    only a checkpoint (e.g. a shipped one copied in as ``model.pt``) shows the budget its ``.yaml`` twin
-    records, without a wall-clock."""
-    runs: dict[Path, Path] = {}
-    labels: dict[Path, list[str]] = {}
+    only a checkpoint (e.g. a shipped one copied in as ``model.pt``) shows the budget its metadata records
+    (:func:`checkpoint_summary`), without a wall-clock."""
+    runs: dict[Path, list[str]] = {}  # checkpoint -> methods (those sharing a run share its checkpoint)
     for (method, seed), checkpoint in checkpoints.items():
-        runs.setdefault(checkpoint.parent, checkpoint)
-        labels.setdefault(checkpoint.parent, []).append(method)
+        runs.setdefault(checkpoint, []).append(method)
     print("\n| run | methods | env steps | rounds | training wall-clock (min) |\n|---|---|---|---|---|")
-    for folder, checkpoint in runs.items():
-        methods = labels[folder]
+    for checkpoint, methods in runs.items():
+        folder = checkpoint.parent
         progress_file = folder / "progress.json"
         if not progress_file.exists():
-            meta = checkpoint_meta(checkpoint)
-            if meta is None:
+            meta = checkpoint_summary(checkpoint).get("meta") if checkpoint.is_file() else None
+            if not isinstance(meta, dict):
                 print(f"| {folder.name} | {', '.join(methods)} | not trained | - | - |")
             else:
                 print(f"| {folder.name} | {', '.join(methods)} | {meta.get('env_steps', '?')} | "
@@ -225,16 +223,6 @@ def print_training_table(checkpoints: dict[tuple[str, int], Path]) -> None:
         progress = json.loads(progress_file.read_text())
         print(f"| {folder.name} | {', '.join(methods)} | {progress['env_steps']} | {progress['iteration']} | "
               f"{progress['wall_clock_s'] / 60:.1f} |")
-
-
-def checkpoint_meta(checkpoint: Path) -> dict | None:
-    """The ``meta`` block (``env_steps``, ``iteration``, ...) of the ``.yaml`` twin of ``checkpoint``, or None
-    when the checkpoint or its twin is missing."""
-    twin = checkpoint.with_suffix(".yaml")
-    if not (checkpoint.is_file() and twin.is_file()):
-        return None
-    meta = (yaml.safe_load(twin.read_text()) or {}).get("meta")
-    return meta if isinstance(meta, dict) else None
 
 
 def print_survival_table(folder: Path, methods: list[str], full_length: int) -> None:

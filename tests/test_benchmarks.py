@@ -493,7 +493,8 @@ def test_adaptation_training_table_reads_a_copied_checkpoint(tmp_path: Path, mon
     for folder in (copied, empty, trained):
         folder.mkdir()
     (copied / "model.pt").write_bytes(b"weights")
-    (copied / "model.yaml").write_text(yaml.safe_dump({"meta": {"env_steps": 200000, "iteration": 39}}))
+    (copied / "model.yaml").write_text(yaml.safe_dump({"robot": "half_cheetah", "preset": {"name": "pets"},
+                                                       "meta": {"env_steps": 200000, "iteration": 39}}))
     (trained / "model.pt").write_bytes(b"weights")
     (trained / "progress.json").write_text(json.dumps({"env_steps": 50000, "iteration": 9, "wall_clock_s": 600}))
     module.print_training_table({("PE-TS", 1): copied / "model.pt", ("MB", 0): empty / "model.pt",
