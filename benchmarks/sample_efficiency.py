@@ -44,6 +44,13 @@ It writes ``sample_efficiency.png`` into the suite's folder: held-out return aga
 (log axis), one panel per held-out scenario, one line per method (mean over training seeds) with the
 seeds' min-max band.
 
+``--adopt METHOD:SEED=PATH`` (repeatable) takes a finished checkpoint trained elsewhere (a shipped one, or a
+run on another machine) as that method's seed-SEED run: it is copied to the run folder as
+``model_at_<budget>.pt`` at the largest of the method's budgets its environment steps reach, with the
+steps and gradient steps of its metadata in ``budgets.json`` (its training wall-clock is unknown: ``-``)
+and the file it came from; its robot, training scenario, seed and preset family must match. An adopted run
+trains no further; a folder that holds a training run, or another checkpoint at that budget, is refused.
+
 Everything resumes: run the same command again after an interruption or with larger budgets. Environment
 steps count every transition a method collected (random data, exploration, adaptation episodes); a budget
 can be overshot by up to one collection round, so the tables print the actual count.
@@ -66,6 +73,7 @@ from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, run_suite
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.provenance import provenance_line
+from adaptive_mbrl.storage.checkpoint import load_checkpoint
 from adaptive_mbrl.storage.runs import RunSettings
 from adaptive_mbrl.trainer import AnyPreset, load_training_preset, train
 from adaptive_mbrl.training.meta_train import META_ADAPTERS
@@ -230,6 +238,52 @@ def reached_budgets(folder: Path) -> dict[str, dict]:
     return _complete_record(folder, json.loads(path.read_text())) if path.exists() else {}
 
 
+def adopt_checkpoint(method: str, seed: int, path: Path, robot: str, scenario: str, budgets: list[int],
+                     folder: Path) -> dict[str, dict]:
+    """Record the finished checkpoint ``path`` as ``method``'s seed-``seed`` run in ``folder`` (see the module
+    docstring, ``--adopt``) at the largest of ``budgets`` its environment steps reach; returns the run's
+    ``budgets.json``. Adopting the same file again changes nothing. Raises ValueError naming what does not
+    match: the checkpoint's robot, training scenario, seed or preset family, steps below every budget, a
+    folder that holds a training run or another checkpoint at that budget."""
+    payload = load_checkpoint(path)
+    meta, preset = payload.get("meta") or {}, payload.get("preset") or {}
+    family = BASELINES.get(method)
+    found = {"robot": payload.get("robot"), "meta.scenario": meta.get("scenario"), "meta.seed": meta.get("seed"),
+             "preset family": preset.get("kind") or "model-based"}
+    wanted = {"robot": robot, "meta.scenario": scenario, "meta.seed": seed, "preset family": family or "model-based"}
+    if family is None and preset.get("name") != MODEL_BASED[method]:
+        found["preset.name"], wanted["preset.name"] = preset.get("name"), MODEL_BASED[method]
+    wrong = [f"{key} {found[key]!r} (needed: {wanted[key]!r})" for key in wanted if found[key] != wanted[key]]
+    if wrong:
+        raise ValueError(f"--adopt {method}:{seed}={path}: " + "; ".join(wrong))
+    steps = meta.get("env_steps")
+    reached = [b for b in budgets if isinstance(steps, int) and steps >= b]
+    if not reached:
+        raise ValueError(f"--adopt {method}:{seed}={path}: meta.env_steps {steps!r} reaches none of {method}'s "
+                         f"budgets {budgets}")
+    if _progress(folder) is not None:
+        raise ValueError(f"--adopt {method}:{seed}={path}: {folder} holds a training run; adopt into another "
+                         f"--runs-dir or --tag")
+    budget = max(reached)
+    record = reached_budgets(folder)
+    target = folder / f"model_at_{budget}.pt"
+    if str(budget) in record:
+        if target.is_file() and file_sha256(target) == file_sha256(path):
+            return record
+        raise ValueError(f"--adopt {method}:{seed}={path}: {folder} already holds another checkpoint at budget "
+                         f"{budget}")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    if path.with_suffix(".yaml").is_file():
+        shutil.copyfile(path.with_suffix(".yaml"), target.with_suffix(".yaml"))
+    record[str(budget)] = {"env_steps": steps, "iteration": meta.get("iteration"),
+                           "grad_steps": meta.get("grad_steps"), "wall_clock_s": None,
+                           "checkpoint": str(target), "adopted_from": str(path)}
+    (folder / "budgets.json").write_text(json.dumps(record, indent=1))
+    print(f"{method} seed {seed}: adopted {path} ({steps} steps) as budget {budget}", flush=True)
+    return record
+
+
 def _next_iterations(doc: dict | None, budget: int) -> int:
     """Rounds to ask for next: 0 first (initial data only), then one more, then a jump sized by the
     steps per round seen so far."""
@@ -374,8 +428,9 @@ def print_budget_table(args: argparse.Namespace, records: Records) -> None:
             steps = int(np.mean([e["env_steps"] for e in reached]))
             grads = [e.get("grad_steps") for e in reached]
             grad = "-" if any(g is None for g in grads) else str(int(np.mean(grads)))
-            wall = np.mean([e["wall_clock_s"] for e in reached]) / 60
-            print(f"| {method} | {budget} | {steps} | {grad} | {len(reached)} / {len(args.seeds)} | {wall:.1f} |")
+            walls = [e.get("wall_clock_s") for e in reached]
+            wall = "-" if any(w is None for w in walls) else f"{np.mean(walls) / 60:.1f}"  # None: adopted
+            print(f"| {method} | {budget} | {steps} | {grad} | {len(reached)} / {len(args.seeds)} | {wall} |")
 
 
 def parse_method_values(parser: argparse.ArgumentParser, flag: str, items: list[str], methods: list[str],
@@ -423,6 +478,30 @@ def _preset_file(text: str) -> Path:
     return path
 
 
+def parse_adoptions(parser: argparse.ArgumentParser, items: list[str], methods: list[str],
+                    seeds: list[int]) -> dict[tuple[str, int], Path]:
+    """``METHOD:SEED=PATH`` items of ``--adopt`` as ``(method, seed) -> path``; a parser error names the item
+    and what is allowed (a trained method of ``--methods``, a seed of ``--seeds``, an existing ``.pt`` file,
+    each (method, seed) once)."""
+    adoptions: dict[tuple[str, int], Path] = {}
+    trained = [m for m in methods if m not in RUN_AS]
+    for item in items:
+        key, sep, text = item.partition("=")
+        method, colon, seed_text = key.partition(":")
+        if not (sep and colon) or method not in trained or not seed_text.lstrip("-").isdigit():
+            parser.error(f"--adopt {item!r}: expected METHOD:SEED=PATH with METHOD one of "
+                         f"{', '.join(trained) or '(none: no trained method among --methods)'}")
+        seed, path = int(seed_text), Path(text)
+        if seed not in seeds:
+            parser.error(f"--adopt {item!r}: seed {seed} is not among --seeds ({' '.join(map(str, seeds))})")
+        if path.suffix != ".pt" or not path.is_file():
+            parser.error(f"--adopt {item!r}: {text!r} is no existing .pt checkpoint")
+        if (method, seed) in adoptions:
+            parser.error(f"--adopt: {method}:{seed} given twice")
+        adoptions[method, seed] = path
+    return adoptions
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robot", default="half_cheetah")
@@ -454,6 +533,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pearl-warmup", type=int, default=1, metavar="N",
                         help="unscored episodes of the same task before each scored episode of PEARL's "
                              "between-episode entries (its original protocol; 0: z from the prior)")
+    parser.add_argument("--adopt", nargs="+", default=[], metavar="METHOD:SEED=PATH",
+                        help="take a finished checkpoint trained elsewhere (e.g. a shipped one) as the method's run "
+                             "of that seed, at the largest budget its steps reach; it trains no further")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true",
                         help="no training: evaluate the budgets already reached (<runs-dir>/.../budgets.json)")
@@ -473,6 +555,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                               _preset_file)
     args.method_max_minutes = parse_method_values(parser, "--method-max-minutes", args.method_max_minutes,
                                                   args.methods, _minutes)
+    args.adopt = parse_adoptions(parser, args.adopt, args.methods, args.seeds)
     for method in args.method_presets:
         if method in RUN_AS:
             parser.error(f"--method-presets {method}: {method} plays the runs of {trained_as(method)} and has no "
@@ -491,11 +574,18 @@ def main() -> None:
     if not args.train_only:
         check_test_scenarios(args.robot, args.test_scenarios, args.episode_steps)
     records: Records = {}
+    for (method, seed), path in args.adopt.items():
+        folder = run_dir(args.robot, args.train_scenario, method, seed, run_tag(args, method), args.runs_dir)
+        try:
+            adopt_checkpoint(method, seed, path, args.robot, args.train_scenario, method_budgets(args, method), folder)
+        except ValueError as err:
+            raise SystemExit(f"sample_efficiency.py: {err}") from None
     for seed in args.seeds:
         for method in args.methods:
             folder = run_dir(args.robot, args.train_scenario, method, seed, run_tag(args, method), args.runs_dir)
             preset_file = args.method_presets.get(trained_as(method))
-            records[method, seed] = (reached_budgets(folder) if args.eval_only else reach_budgets(
+            adopted = (trained_as(method), seed) in args.adopt
+            records[method, seed] = (reached_budgets(folder) if args.eval_only or adopted else reach_budgets(
                 method, args.robot, args.train_scenario, seed, method_budgets(args, method),
                 args.method_max_minutes.get(method, args.max_minutes), folder,
                 lambda rounds, m=method, f=preset_file: method_preset(m, rounds, args.overrides, f)))

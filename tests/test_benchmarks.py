@@ -294,6 +294,91 @@ def test_sample_efficiency_finds_the_checkpoints_of_a_moved_run_folder(tmp_path:
     assert record["100"]["checkpoint"] == str(folder / "model_at_100.pt") and record["100"]["env_steps"] == 128
 
 
+SHIPPED_PEARL = REPO / "controllers" / "checkpoints" / "half_cheetah" / "pearl.pt"
+
+
+def test_sample_efficiency_adopts_a_checkpoint_trained_elsewhere_and_plays_it(tmp_path: Path) -> None:
+    """--adopt: the shipped PEARL (seed 0, 1M steps) becomes the seed-0 run at the 1M budget, with its
+    gradient steps from its metadata and no wall-clock; nothing trains; the same command again plays
+    nothing new and keeps the record."""
+    args = ["--robot", "half_cheetah", "--train-scenario", "crippled_joint_train", "--test-scenarios",
+            "crippled_joint_test", "--methods", "PEARL", "--method-budgets", "PEARL=1000000", "--episodes", "1",
+            "--episode-steps", "20", "--adopt", f"PEARL:0={SHIPPED_PEARL}"]
+    lines = run_script("sample_efficiency", *args, runs_dir=tmp_path)
+    assert f"PEARL seed 0: adopted {SHIPPED_PEARL} (1000000 steps) as budget 1000000" in lines
+    folder = tmp_path / "sample_half_cheetah_crippled_joint_train_pearl_s0"
+    assert not (folder / "progress.json").exists()  # nothing trained
+    record = json.loads((folder / "budgets.json").read_text())["1000000"]
+    assert (record["env_steps"], record["grad_steps"], record["wall_clock_s"], record["adopted_from"]) == (
+        1_000_000, 46_000, None, str(SHIPPED_PEARL))
+    assert (folder / "model_at_1000000.pt").read_bytes() == SHIPPED_PEARL.read_bytes()
+    assert (folder / "model_at_1000000.yaml").is_file()
+    rows = table(lines, "| scenario | method | episodes | return |")
+    assert [r["method"] for r in rows] == ["PEARL@1000000", "PEARL-within@1000000"]
+    assert all(math.isfinite(number(r["return"])) for r in rows)
+    budgets = table(lines, "| method | budget (env steps) | env steps used | gradient steps |")
+    assert [(r["env steps used"], r["gradient steps"], r["seeds reached"], r["training wall-clock (min)"])
+            for r in budgets] == [("1000000", "46000", "1 / 1", "-")]
+    again = run_script("sample_efficiency", *args, runs_dir=tmp_path)
+    assert not any(line.startswith("[") for line in again)  # the episodes resumed, none played again
+    assert json.loads((folder / "budgets.json").read_text())["1000000"] == record
+
+
+@pytest.fixture()
+def sample_efficiency_module(monkeypatch: pytest.MonkeyPatch):
+    import importlib
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("sample_efficiency")
+
+
+@pytest.mark.parametrize("method, seed, scenario, budgets, words", [
+    ("PEARL", 1, "crippled_joint_train", [1_000_000], "meta.seed 0 (needed: 1)"),
+    ("PEARL", 0, "crippled_joint_test", [1_000_000], "meta.scenario 'crippled_joint_train' (needed: "
+                                                     "'crippled_joint_test')"),
+    ("RL2", 0, "crippled_joint_train", [1_000_000], "preset family 'pearl' (needed: 'rl2')"),
+    ("MB", 0, "crippled_joint_train", [1_000_000], "preset family 'pearl' (needed: 'model-based')"),
+    ("PEARL", 0, "crippled_joint_train", [2_000_000, 5_000_000], "meta.env_steps 1000000 reaches none of PEARL's "
+                                                                 "budgets [2000000, 5000000]"),
+])
+def test_sample_efficiency_adopt_refuses_a_checkpoint_that_does_not_match(
+        sample_efficiency_module, tmp_path: Path, method: str, seed: int, scenario: str, budgets: list[int],
+        words: str) -> None:
+    folder = tmp_path / "run"
+    with pytest.raises(ValueError, match=re.escape(words)):
+        sample_efficiency_module.adopt_checkpoint(method, seed, SHIPPED_PEARL, "half_cheetah", scenario, budgets,
+                                                  folder)
+    assert not folder.exists()
+
+
+def test_sample_efficiency_adopt_refuses_a_training_run_or_another_checkpoint(sample_efficiency_module,
+                                                                             tmp_path: Path) -> None:
+    adopt = sample_efficiency_module.adopt_checkpoint
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "progress.json").write_text(json.dumps({"env_steps": 10, "iteration": 1}))
+    with pytest.raises(ValueError, match="holds a training run"):
+        adopt("PEARL", 0, SHIPPED_PEARL, "half_cheetah", "crippled_joint_train", [1_000_000], trained)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model_at_1000000.pt").write_bytes(b"another checkpoint")
+    (other / "budgets.json").write_text(json.dumps({"1000000": {"env_steps": 1_000_000, "wall_clock_s": 1.0}}))
+    with pytest.raises(ValueError, match="already holds another checkpoint at budget 1000000"):
+        adopt("PEARL", 0, SHIPPED_PEARL, "half_cheetah", "crippled_joint_train", [1_000_000], other)
+
+
+@pytest.mark.parametrize("item, words", [
+    ("PEARL=x.pt", "expected METHOD:SEED=PATH with METHOD one of MB, PEARL"),
+    ("PE+gains+DE:0=x.pt", "expected METHOD:SEED=PATH with METHOD one of MB, PEARL"),
+    (f"PEARL:3={SHIPPED_PEARL}", "seed 3 is not among --seeds (0)"),
+    ("PEARL:0=missing.pt", "'missing.pt' is no existing .pt checkpoint"),
+])
+def test_sample_efficiency_adopt_refuses_bad_items(sample_efficiency_module, capsys: pytest.CaptureFixture,
+                                                   item: str, words: str) -> None:
+    with pytest.raises(SystemExit):
+        sample_efficiency_module.parse_args(["--methods", "MB", "PEARL", "PE+gains+DE", "--adopt", item])
+    assert words in capsys.readouterr().err
+
+
 def test_sample_efficiency_plot_legend_says_how_many_seeds_each_line_averages(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
