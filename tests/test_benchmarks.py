@@ -711,6 +711,15 @@ def test_gain_trace_prints_the_gains_around_the_break(tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == ["0", "100", "200", "300"]
     assert all(-1 <= number(r[f"gain {m}"]) <= 1 for r in rows for m in range(6))
     assert rows[0]["reward"] == "-" and all(rows[0][f"gain {m}"] == "1.00" for m in range(6))  # after the reset
+    assert all(-1 <= number(r["upright"]) <= 1 for r in rows) and number(rows[0]["upright"]) > 0.9  # starts upright
+    assert any(line.startswith("on its back (uprightness below 0): ") for line in lines)
+    # a suite episode's controller seed (its training seed): the same environment, another planner draw
+    def rewards(*extra: str) -> list[str]:
+        out = run_script("gain_trace", "--checkpoint", str(path), "--scenario", "crippled_joint_test", "--steps",
+                         "4", "--every", "1", *extra, "--set", *TINY_PLANNER)
+        assert any(f"environment seed 10000, controller seed {extra[-1] if extra else 10000}" in line for line in out)
+        return [r["reward"] for r in table(out, "| step |")]
+    assert rewards() == rewards("--controller-seed", "10000") != rewards("--controller-seed", "3")
     refused = start_script("gain_trace", "--checkpoint", str(path), "--preset", "mb", "--steps", "2")
     assert refused.returncode != 0 and "needs an actuator_gains adapter" in refused.stderr
 
