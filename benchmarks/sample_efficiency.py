@@ -202,6 +202,10 @@ def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: li
     the time limit); returns ``budgets.json``."""
     record_path = folder / "budgets.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    adopted = [entry["adopted_from"] for entry in record.values() if "adopted_from" in entry]
+    if adopted:  # training here would start a new run beside a checkpoint trained elsewhere
+        raise SystemExit(f"sample_efficiency.py: {folder} holds an adopted checkpoint ({adopted[0]}), which trains "
+                         f"no further: give the same --adopt {method}:{seed}=..., or --eval-only, or another --runs-dir")
     for budget in sorted(budgets):
         if str(budget) in record:
             continue

@@ -322,6 +322,11 @@ def test_sample_efficiency_adopts_a_checkpoint_trained_elsewhere_and_plays_it(tm
     again = run_script("sample_efficiency", *args, runs_dir=tmp_path)
     assert not any(line.startswith("[") for line in again)  # the episodes resumed, none played again
     assert json.loads((folder / "budgets.json").read_text())["1000000"] == record
+    # without --adopt the run would train a new PEARL beside the adopted checkpoint: refused, nothing written
+    train = start_script("sample_efficiency", *args[:-2], runs_dir=tmp_path)
+    assert train.returncode != 0 and "holds an adopted checkpoint" in train.stderr
+    assert not (folder / "progress.json").exists()
+    assert len(list(tmp_path.glob("sample_eval_*"))) == 1
 
 
 @pytest.fixture()
