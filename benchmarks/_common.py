@@ -52,6 +52,14 @@ def keyed_folder(root: Path, prefix: str, identity: dict[str, Any]) -> Path:
     return Path(root) / f"{prefix}_{digest}"
 
 
+def live_uprightness(env: Any) -> float:
+    """The base's uprightness in ``env``'s current simulator state (the objective's ``uprightness``: cosine of
+    the tilt, 1 upright, below 0 on its back); for ``run_episode``'s ``on_step`` callbacks of a robot whose
+    objective has one."""
+    sim_env = env.unwrapped
+    return float(sim_env.objective.uprightness(sim_env.objective.observe(*sim_env.sim.state())))
+
+
 def check_test_scenarios(robot: str, scenarios: list[str], episode_steps: int | None) -> None:
     """Fail before any training if an evaluation scenario is unknown for ``robot`` or has an event that
     could never fire within ``episode_steps`` (``None``: the robot's episode length); the message lists

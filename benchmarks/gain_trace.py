@@ -21,29 +21,29 @@ from adaptive_mbrl.paths import existing_checkpoint
 from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.storage.checkpoint import load_checkpoint
 
+# the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
+from _common import live_uprightness
+
 
 def trace(checkpoint: str, preset: str, scenario: str, steps: int, seed: int, overrides: list[str],
-          controller_seed: int | None = None) -> tuple[list[list[float]], list[float], list[int], list[float] | None]:
+          controller_seed: int) -> tuple[list[list[float]], list[float], list[int], list[float] | None]:
     """Gains ``[steps + 1][a]`` (row ``k``: after the controller observed step ``k``; row 0: after the
     reset), rewards ``[steps]``, the steps whose transition first had the changed dynamics (1-based, as the
     rows) and the base's uprightness ``[steps + 1]`` (as the gains; None for a robot without a base
-    orientation). ``seed``: the environment's; ``controller_seed``: the planner's (default ``seed``)."""
+    orientation). ``seed``: the environment's; ``controller_seed``: the planner's."""
     path = existing_checkpoint(checkpoint)
     robot = load_checkpoint(path)["robot"]
-    controller = load_controller(path, preset, seed=seed if controller_seed is None else controller_seed,
-                                 overrides=overrides or None)
+    controller = load_controller(path, preset, seed=controller_seed, overrides=overrides or None)
     if controller.preset.adapter.kind != "actuator_gains":
         raise SystemExit(f"--preset {preset!r} runs adapter {controller.preset.adapter.kind!r}; the trace needs "
                          "an actuator_gains adapter (e.g. pets_gains)")
     gains: list[list[float]] = []
-    upright_fn = getattr(robot_objective(robot), "uprightness", None)
-    uprights: list[float] | None = [] if upright_fn is not None else None
+    uprights: list[float] | None = [] if hasattr(robot_objective(robot), "uprightness") else None
 
     def after_step(env, step: int) -> None:
         gains.append([round(float(g), 4) for g in controller.adapter.gains])
         if uprights is not None:
-            sim_env = env.unwrapped
-            uprights.append(float(upright_fn(sim_env.objective.observe(*sim_env.sim.state()))))
+            uprights.append(live_uprightness(env))
 
     record = run_episode(controller, robot, scenario, seed, episode_steps=steps, on_step=after_step)
     return gains, list(record.rewards), [step + 1 for step in record.change_steps], uprights
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in (("--steps", args.steps), ("--every", args.every)):
         if value < 1:
             parser.error(f"{name} must be >= 1, got {value}")
-    gains, rewards, changes, uprights = trace(args.checkpoint, args.preset, args.scenario, args.steps, args.seed,
-                                              args.set, args.controller_seed)
     controller_seed = args.seed if args.controller_seed is None else args.controller_seed
+    gains, rewards, changes, uprights = trace(args.checkpoint, args.preset, args.scenario, args.steps, args.seed,
+                                              args.set, controller_seed)
     print(provenance_line())
     print(f"\n{args.checkpoint} with {args.preset} on {args.scenario}, environment seed {args.seed}, controller "
           f"seed {controller_seed}; dynamics changed at step "

@@ -31,6 +31,9 @@ from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.storage.checkpoint import load_checkpoint
 from adaptive_mbrl.training.buffer import TransitionBuffer
 
+# the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
+from _common import live_uprightness
+
 
 def blocks(n: int, first: int, size: int) -> list[tuple[int, int]]:
     """Transition ranges ``[(start, stop)]``: the first ``first`` rows, then blocks of ``size`` up to ``n``."""
@@ -70,8 +73,7 @@ def controller_rows(checkpoint: str, scenario: str, episodes: int, steps: int, s
     """
     path = existing_checkpoint(checkpoint)
     robot = load_checkpoint(path)["robot"]
-    upright_fn = getattr(robot_objective(robot), "uprightness", None)
-    if upright_fn is None:
+    if not hasattr(robot_objective(robot), "uprightness"):
         raise SystemExit(f"{checkpoint}: robot {robot!r} has no base orientation (not a locomotion robot)")
     rows = []
     for episode in range(episodes):
@@ -80,8 +82,7 @@ def controller_rows(checkpoint: str, scenario: str, episodes: int, steps: int, s
 
         def after_step(env, step: int) -> None:
             if step:  # step 0 is the reset
-                sim_env = env.unwrapped
-                upside_down.append(bool(upright_fn(sim_env.objective.observe(*sim_env.sim.state())) < 0))
+                upside_down.append(live_uprightness(env) < 0)
 
         record = run_episode(controller, robot, scenario, seed + episode, episode_steps=steps, on_step=after_step)
         first = next((i + 1 for i, flag in enumerate(upside_down) if flag), None)

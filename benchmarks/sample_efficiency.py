@@ -196,6 +196,14 @@ def _complete_record(folder: Path, record: dict[str, dict]) -> dict[str, dict]:
     return record
 
 
+def _copy_checkpoint(source: Path, target: Path) -> None:
+    """Copy the checkpoint ``source`` to ``target``, with its ``.yaml`` metadata twin where it has one (read
+    by suite validation)."""
+    shutil.copyfile(source, target)
+    if source.with_suffix(".yaml").is_file():
+        shutil.copyfile(source.with_suffix(".yaml"), target.with_suffix(".yaml"))
+
+
 def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: list[int], max_minutes: float,
                   folder: Path, make_preset: Callable[[int], AnyPreset]) -> dict[str, dict]:
     """Extend the run in ``folder`` (``make_preset(rounds)``: its preset) until each budget is reached (or
@@ -224,9 +232,7 @@ def reach_budgets(method: str, robot: str, scenario: str, seed: int, budgets: li
             train(make_preset(iterations), RunSettings(robot, scenario, seed=seed), folder, resume=True,
                   progress=False)
             asked = iterations
-        shutil.copyfile(folder / "model.pt", folder / f"model_at_{budget}.pt")
-        if (folder / "model.yaml").is_file():  # the checkpoint's metadata twin (read by suite validation)
-            shutil.copyfile(folder / "model.yaml", folder / f"model_at_{budget}.yaml")
+        _copy_checkpoint(folder / "model.pt", folder / f"model_at_{budget}.pt")
         record[str(budget)] = {"env_steps": doc["env_steps"], "iteration": doc["iteration"],
                                "grad_steps": gradient_steps(folder, doc), "wall_clock_s": doc["wall_clock_s"],
                                "checkpoint": str(folder / f"model_at_{budget}.pt")}
@@ -277,9 +283,7 @@ def adopt_checkpoint(method: str, seed: int, path: Path, robot: str, scenario: s
         raise ValueError(f"--adopt {method}:{seed}={path}: {folder} already holds another checkpoint at budget "
                          f"{budget}")
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target)
-    if path.with_suffix(".yaml").is_file():
-        shutil.copyfile(path.with_suffix(".yaml"), target.with_suffix(".yaml"))
+    _copy_checkpoint(path, target)
     record[str(budget)] = {"env_steps": steps, "iteration": meta.get("iteration"),
                            "grad_steps": meta.get("grad_steps"), "wall_clock_s": None,
                            "checkpoint": str(target), "adopted_from": str(path)}
