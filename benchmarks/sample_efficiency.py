@@ -8,7 +8,8 @@ Methods (``--methods``, default MB GrBAL ReBAL PEARL RL2): MB, GrBAL, ReBAL and 
 PE (preset ``pets``), PE-GrBAL (``pets_grbal``), PE-ReBAL (``pets_rebal``), all trained like the model-based
 methods, PE+gains and PE+gains+DE (PE's runs played with the presets ``pets_gains`` / ``pets_gains_de``:
 per-motor gains estimated online, without and with online fine-tuning of the weights; no training of
-their own), and the model-free PEARL and RL². Each trains with its shipped preset (``controllers/*.yaml``,
+their own), PE-GrBAL-prior+gains and PE-GrBAL-prior+gains+DE (PE-GrBAL's runs played likewise), and the
+model-free PEARL and RL². Each trains with its shipped preset (``controllers/*.yaml``,
 ``controllers/baselines/*.yaml``; ``--method-presets METHOD=PATH.yaml`` swaps in another file, e.g. a smaller
 PEARL) in ``<runs-dir>/sample_<robot>_<train>_<method>[_<tag>]_s<seed>`` (``pe_rebal`` for PE-ReBAL),
 extended round by round (a resumed run may only grow ``training.iterations``) until its environment steps
@@ -50,6 +51,8 @@ run on another machine) as that method's seed-SEED run: it is copied to the run 
 steps and gradient steps of its metadata in ``budgets.json`` (its training wall-clock is unknown: ``-``)
 and the file it came from; its robot, training scenario, seed and preset family must match. An adopted run
 trains no further; a folder that holds a training run, or another checkpoint at that budget, is refused.
+METHOD is a trained method: ``--adopt PE-GrBAL:1=...`` with ``--methods PE-GrBAL-prior+gains`` plays the
+adopted PE-GrBAL checkpoint with the gains only (PE-GrBAL itself need not be among ``--methods``).
 
 Everything resumes: run the same command again after an interruption or with larger budgets. Environment
 steps count every transition a method collected (random data, exploration, adaptation episodes); a budget
@@ -86,9 +89,11 @@ from _common import check_test_scenarios, default_runs_dir, keyed_folder, planne
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal", "PE": "pets", "PE-GrBAL": "pets_grbal",
                "PE-ReBAL": "pets_rebal"}
 BASELINES = {"PEARL": "pearl", "RL2": "rl2"}
-RUN_AS = {"PE+gains": ("PE", "pets_gains"), "PE+gains+DE": ("PE", "pets_gains_de")}
+RUN_AS = {"PE+gains": ("PE", "pets_gains"), "PE+gains+DE": ("PE", "pets_gains_de"),
+          "PE-GrBAL-prior+gains": ("PE-GrBAL", "pets_gains"), "PE-GrBAL-prior+gains+DE": ("PE-GrBAL", "pets_gains_de")}
 """Methods without a training of their own: ``method -> (the method whose runs they use, the preset they play
-with)``; PE + per-motor gains estimated online, without and with online fine-tuning of the weights."""
+with)``; PE's or the meta-trained PE-GrBAL ensemble played with per-motor gains estimated online, without and
+with online fine-tuning of the weights (``adaptation.py``'s names)."""
 METHODS = [*MODEL_BASED, *RUN_AS, *BASELINES]
 DEFAULT_METHODS = ["MB", "GrBAL", "ReBAL", "PEARL", "RL2"]
 EVAL_MODES: dict[str, list[tuple[str, list[str]]]] = {
@@ -489,10 +494,10 @@ def _preset_file(text: str) -> Path:
 def parse_adoptions(parser: argparse.ArgumentParser, items: list[str], methods: list[str],
                     seeds: list[int]) -> dict[tuple[str, int], Path]:
     """``METHOD:SEED=PATH`` items of ``--adopt`` as ``(method, seed) -> path``; a parser error names the item
-    and what is allowed (a trained method of ``--methods``, a seed of ``--seeds``, an existing ``.pt`` file,
-    each (method, seed) once)."""
+    and what is allowed (a trained method of ``--methods`` or one whose runs a :data:`RUN_AS` method there
+    plays, a seed of ``--seeds``, an existing ``.pt`` file, each (method, seed) once)."""
     adoptions: dict[tuple[str, int], Path] = {}
-    trained = [m for m in methods if m not in RUN_AS]
+    trained = list(dict.fromkeys(trained_as(m) for m in methods))
     for item in items:
         key, sep, text = item.partition("=")
         method, colon, seed_text = key.partition(":")

@@ -329,6 +329,37 @@ def test_sample_efficiency_adopts_a_checkpoint_trained_elsewhere_and_plays_it(tm
     assert len(list(tmp_path.glob("sample_eval_*"))) == 1
 
 
+SHIPPED_PE = REPO / "controllers" / "checkpoints" / "half_cheetah" / "pets.pt"
+
+
+def test_sample_efficiency_adopts_the_run_a_played_method_plays(tmp_path: Path) -> None:
+    """--adopt PE:1 with only PE+gains among --methods: the shipped PE (seed 1, 200k) becomes PE's seed-1
+    run and is played with the gains preset alone; PE itself is not played."""
+    lines = run_script("sample_efficiency", "--robot", "half_cheetah", "--train-scenario", "crippled_joint_train",
+                       "--test-scenarios", "crippled_joint_test", "--methods", "PE+gains", "--budgets", "200000",
+                       "--seeds", "1", "--episodes", "1", "--episode-steps", "5", "--adopt", f"PE:1={SHIPPED_PE}",
+                       runs_dir=tmp_path)
+    folder = tmp_path / "sample_half_cheetah_crippled_joint_train_pe_s1"
+    assert (folder / "model_at_200000.pt").read_bytes() == SHIPPED_PE.read_bytes()
+    assert [r["method"] for r in table(lines, "| scenario | method | episodes | return |")] == ["PE+gains@200000"]
+    episodes = json.loads(next(tmp_path.glob("sample_eval_*/episodes.json")).read_text())
+    assert {(e["label"], e["preset"], e["checkpoint"]) for e in episodes} == {
+        ("PE+gains@200000", "pets_gains", str(folder / "model_at_200000.pt"))}
+
+
+def test_sample_efficiency_plays_the_meta_trained_ensemble_with_the_gains(sample_efficiency_module) -> None:
+    """PE-GrBAL-prior+gains (+DE) play PE-GrBAL's runs (its folder, --adopt PE-GrBAL:SEED) with the gains
+    presets."""
+    module = sample_efficiency_module
+    assert module.run_dir("half_cheetah", "crippled_joint_train", "PE-GrBAL-prior+gains+DE", 2, "up3",
+                          Path("runs")) == Path("runs/sample_half_cheetah_crippled_joint_train_pe_grbal_up3_s2")
+    assert [module.RUN_AS[m] for m in ("PE-GrBAL-prior+gains", "PE-GrBAL-prior+gains+DE")] == [
+        ("PE-GrBAL", "pets_gains"), ("PE-GrBAL", "pets_gains_de")]
+    args = module.parse_args(["--methods", "PE-GrBAL-prior+gains", "--seeds", "0",
+                              "--adopt", f"PE-GrBAL:0={SHIPPED_PE}"])
+    assert args.adopt == {("PE-GrBAL", 0): SHIPPED_PE}
+
+
 @pytest.fixture()
 def sample_efficiency_module(monkeypatch: pytest.MonkeyPatch):
     import importlib
@@ -372,8 +403,8 @@ def test_sample_efficiency_adopt_refuses_a_training_run_or_another_checkpoint(sa
 
 
 @pytest.mark.parametrize("item, words", [
-    ("PEARL=x.pt", "expected METHOD:SEED=PATH with METHOD one of MB, PEARL"),
-    ("PE+gains+DE:0=x.pt", "expected METHOD:SEED=PATH with METHOD one of MB, PEARL"),
+    ("PEARL=x.pt", "expected METHOD:SEED=PATH with METHOD one of MB, PEARL, PE"),
+    ("PE+gains+DE:0=x.pt", "expected METHOD:SEED=PATH with METHOD one of MB, PEARL, PE"),
     (f"PEARL:3={SHIPPED_PEARL}", "seed 3 is not among --seeds (0)"),
     ("PEARL:0=missing.pt", "'missing.pt' is no existing .pt checkpoint"),
 ])
