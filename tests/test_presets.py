@@ -190,6 +190,14 @@ def test_missing_preset_file_is_a_config_error(tmp_path: Path) -> None:
         load_preset(tmp_path / "missing.yaml")
 
 
+def test_an_exponent_float_override_is_a_float() -> None:
+    """``adapter.finetune_learning_rate=3e-5`` (YAML 1.1 reads it as a string) sets the float."""
+    tuned = with_overrides(load_preset("pets_gains_de"), ["adapter.finetune_learning_rate=3e-5",
+                                                          "adapter.learning_rate=1e-1"])
+    assert tuned.adapter.finetune_learning_rate == pytest.approx(3e-5)
+    assert tuned.adapter.learning_rate == pytest.approx(0.1)
+
+
 def test_overrides_change_only_the_named_settings_and_leave_the_preset_alone() -> None:
     grbal = load_preset("grbal")
     small = with_overrides(grbal, ["training.iterations=3", "meta.updates_per_iteration=500",

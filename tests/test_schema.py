@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import pytest
+import yaml
 
 from adaptive_mbrl.config import ConfigError, bounded, from_dict, load_yaml, to_dict
 
@@ -226,6 +227,21 @@ def test_load_yaml_good_file(tmp_path: Path) -> None:
     file = tmp_path / "good.yaml"
     file.write_text("name: demo\nsteps: 4\ninner: {mode: slow}\n")
     assert load_yaml(Outer, file) == Outer(name="demo", steps=4, inner=Inner(mode="slow"))
+
+
+def test_exponent_floats_without_a_dot_are_floats(tmp_path: Path) -> None:
+    """YAML 1.1 reads ``3e-5`` (no dot) as a string; a float field takes it as the number it is, bounds still
+    apply, and an int field still refuses it."""
+    file = tmp_path / "exp.yaml"
+    file.write_text("name: demo\nrate: 3e-5\nweights: [1e-1, 5E-1]\ninner: {gain: -2e0}\n")
+    err = _error(Outer, yaml.safe_load(file.read_text()))
+    _assert_names(err, "inner.gain", "-2.0 is out of range", "at least 0.0")
+    file.write_text("name: demo\nrate: 3e-5\nweights: [1e-1, 5E-1]\ninner: {gain: +2e0}\n")
+    cfg = load_yaml(Outer, file)
+    assert cfg.rate == pytest.approx(3e-5) and isinstance(cfg.rate, float)
+    assert cfg.weights == [0.1, 0.5] and cfg.inner.gain == 2.0
+    _assert_names(_error(Outer, {"name": "a", "steps": "1e3"}), "steps", "int")
+    _assert_names(_error(Outer, {"name": "a", "rate": "3e"}), "rate", "float")
 
 
 def test_load_yaml_error_names_the_file(tmp_path: Path) -> None:
