@@ -18,7 +18,8 @@ PyBullet (the A1 quadruped is PyBullet only).
 
 The evaluation is an evaluation suite (:func:`adaptive_mbrl.evaluation.run_suite`): methods x training
 seeds x test scenarios x ``--episodes`` episodes (environment seeds 10_000 + i, so every method faces the
-same tasks) on ``--workers`` local processes (the same numbers for any worker count). Its run folder
+same tasks; ``--episode-seed S``: S + i, fresh episodes for a setting chosen on the default ones) on
+``--workers`` local processes (the same numbers for any worker count). Its run folder
 ``<runs-dir>/adapt_eval_<robot>_<train>[_<tag>]_<digest>`` holds ``suite.yaml`` (each method's checkpoint,
 preset and run-time ``set:`` settings), the episodes, ``summary.md`` / ``.csv`` and the plots
 (``returns.png``, ``damage_*.png``: the reward around a mid-episode damage). The digest covers everything
@@ -156,12 +157,14 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
                 "presets": {label: to_dict(p) for label, p in presets.items()},
                 "weights": {f"{label} s{seed}": file_sha256(path) for (label, seed), path in checkpoints.items()
                             if seed in seeds}}
+    if args.episode_seed != EPISODE_SEED:  # the default keeps the folders of earlier evaluations
+        identity["episode_seed"] = args.episode_seed
     folder = keyed_folder(args.runs_dir, f"adapt_eval_{args.robot}_{scenario_slug(args.train_scenario)}"
                           f"{'_' + args.tag if args.tag else ''}", identity)
     entries = [ControllerEntry(label, patterns[label], METHODS[label].run,
                                set=run_settings(label, args.run_overrides)) for label in args.methods]
     suite = SuiteConfig(name=f"adapt_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(seeds),
-                        episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
+                        episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=args.episode_seed,
                         baseline=baseline_label(args),
                         robots=[RobotBlock(args.robot, list(args.test_scenarios), entries, args.backend)],
                         description=f"{', '.join(args.methods)} trained on {args.train_scenario}")
@@ -248,6 +251,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="method the ratios are taken against (default: MB if it runs, else the first method)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--episodes", type=int, default=3, help="evaluation episodes per seed and scenario")
+    parser.add_argument("--episode-seed", type=int, default=EPISODE_SEED,
+                        help="environment seed of the first evaluation episode (episode i: this + i)")
     parser.add_argument("--episode-steps", type=int, default=None,
                         help="evaluation episode length in control steps (default: the robot's)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 when running in parallel)")
@@ -282,6 +287,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.run_overrides = [*planner_settings(args.overrides), *args.run_overrides]  # --run-set wins
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
+    if args.episode_seed < 0:
+        parser.error(f"--episode-seed {args.episode_seed}: allowed: an integer >= 0")
     if args.baseline is not None and args.baseline not in args.methods:
         parser.error(f"--baseline {args.baseline} is not one of --methods ({', '.join(args.methods)})")
     return args

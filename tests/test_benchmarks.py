@@ -595,6 +595,26 @@ def test_the_wheel_leaves_the_benchmarks_out(tmp_path: Path) -> None:
     assert not [n for n in names if "benchmarks" in n]
 
 
+@pytest.mark.slow
+def test_adaptation_episode_seed_plays_fresh_episodes_in_their_own_folder(adaptation_runs: Path) -> None:
+    """``--episode-seed 20000`` plays environment seeds 20000 + i in a folder of its own; the default keeps
+    the folder (and episodes) of an evaluation without the option."""
+    args = [*ADAPT, "--eval-only", "--methods", "MB", "--test-scenarios", "weak_motor_test", "--episodes", "2",
+            "--episode-steps", "20", "--run-set", *TINY_PLANNER]
+
+    def folder(lines: list[str]) -> Path:
+        return Path(next(line for line in lines if "evaluation in " in line).rsplit(" ", 1)[1])
+
+    default = folder(run_script("adaptation", *args, runs_dir=adaptation_runs))
+    fresh = folder(run_script("adaptation", *args, "--episode-seed", "20000", runs_dir=adaptation_runs))
+    assert fresh != default
+    assert folder(run_script("adaptation", *args, "--episode-seed", "10000", runs_dir=adaptation_runs)) == default
+    played = [json.loads(line) for line in (fresh / "episodes.jsonl").read_text().splitlines()]
+    assert sorted(e["env_seed"] for e in played) == [20000, 20001]
+    refused = start_script("adaptation", *args, "--episode-seed", "-1", runs_dir=adaptation_runs)
+    assert refused.returncode != 0 and "--episode-seed -1: allowed: an integer >= 0" in refused.stderr
+
+
 def test_adaptation_baseline_must_be_one_of_the_methods(tmp_path: Path) -> None:
     result = start_script("adaptation", *ADAPT, "--methods", "PE-TS", "PE-ReBAL", "--baseline", "MB",
                           runs_dir=tmp_path)
