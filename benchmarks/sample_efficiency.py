@@ -315,6 +315,12 @@ def method_budgets(args: argparse.Namespace, method: str) -> list[int]:
     return sorted(args.method_budgets.get(method, args.budgets))
 
 
+def adoption_budgets(args: argparse.Namespace, trained: str) -> list[int]:
+    """The budgets an adopted checkpoint of the trained method ``trained`` may stand for, ascending: those of
+    every method of ``--methods`` that plays its runs (itself, or a :data:`RUN_AS` method listed without it)."""
+    return sorted({b for m in args.methods if trained_as(m) == trained for b in method_budgets(args, m)})
+
+
 def _reached(args: argparse.Namespace, records: Records, method: str, budget: int) -> dict[int, dict]:
     """Seed -> ``budgets.json`` entry of the seeds whose ``method`` run reached ``budget``."""
     return {s: records[method, s][str(budget)] for s in args.seeds if str(budget) in records[method, s]}
@@ -590,7 +596,8 @@ def main() -> None:
     for (method, seed), path in args.adopt.items():
         folder = run_dir(args.robot, args.train_scenario, method, seed, run_tag(args, method), args.runs_dir)
         try:
-            adopt_checkpoint(method, seed, path, args.robot, args.train_scenario, method_budgets(args, method), folder)
+            adopt_checkpoint(method, seed, path, args.robot, args.train_scenario, adoption_budgets(args, method),
+                             folder)
         except ValueError as err:
             raise SystemExit(f"sample_efficiency.py: {err}") from None
     for seed in args.seeds:

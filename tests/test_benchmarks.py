@@ -334,9 +334,11 @@ SHIPPED_PE = REPO / "controllers" / "checkpoints" / "half_cheetah" / "pets.pt"
 
 def test_sample_efficiency_adopts_the_run_a_played_method_plays(tmp_path: Path) -> None:
     """--adopt PE:1 with only PE+gains among --methods: the shipped PE (seed 1, 200k) becomes PE's seed-1
-    run and is played with the gains preset alone; PE itself is not played."""
+    run, at PE+gains's own budget (not the --budgets default PE would have), and is played with the gains
+    preset alone; PE itself is not played."""
     lines = run_script("sample_efficiency", "--robot", "half_cheetah", "--train-scenario", "crippled_joint_train",
-                       "--test-scenarios", "crippled_joint_test", "--methods", "PE+gains", "--budgets", "200000",
+                       "--test-scenarios", "crippled_joint_test", "--methods", "PE+gains",
+                       "--method-budgets", "PE+gains=200000",
                        "--seeds", "1", "--episodes", "1", "--episode-steps", "5", "--adopt", f"PE:1={SHIPPED_PE}",
                        runs_dir=tmp_path)
     folder = tmp_path / "sample_half_cheetah_crippled_joint_train_pe_s1"
