@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 
+SLOW_FINETUNING = "adapter.finetune_learning_rate=3e-5"
+"""``pets_gains_de``'s online fine-tuning at a third of its rate (1e-4): the ``...+DE-slow`` methods of
+adaptation.py and sample_efficiency.py (on the PE-GrBAL-trained ensemble no flipped episode where 1e-4 flipped
+two; docs/results/probabilistic_ensembles.md)."""
+
+
 def default_runs_dir() -> Path:
     """Where benchmark run folders live: ``$ADAPTIVE_MBRL_RUNS`` if set, else ``runs``."""
     return Path(os.environ.get("ADAPTIVE_MBRL_RUNS") or "runs")

@@ -38,7 +38,9 @@ if it fits the window better than the prior's). PE-ReBAL runs its checkpoint wit
 PE-ReBAL-gated with it on, whatever the preset's default (``pets_rebal``: on). GrBAL-prior (an ablation)
 is the GrBAL-trained prior run without adaptation; PE-GrBAL-prior the same for PE-GrBAL (the meta-trained
 ensemble planned as PE-TS: how much of PE-GrBAL's return is the model and how much its online step);
-PE-GrBAL-prior+gains (+DE) plays that ensemble with ``pets_gains`` (``pets_gains_de``)'s online adapter.
+PE-GrBAL-prior+gains (+DE) plays that ensemble with ``pets_gains`` (``pets_gains_de``)'s online adapter,
+PE-GrBAL-prior+gains+DE-slow with ``pets_gains_de``'s at a third of its fine-tuning rate
+(``adapter.finetune_learning_rate=3e-5``).
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ from adaptive_mbrl.trainer import train as train_preset
 from adaptive_mbrl.evaluation.results import file_sha256
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import check_test_scenarios, default_runs_dir, keyed_folder, planner_settings
+from _common import SLOW_FINETUNING, check_test_scenarios, default_runs_dir, keyed_folder, planner_settings
 
 
 class Method(NamedTuple):
@@ -91,6 +93,8 @@ METHODS = {"MB": Method("mb", "mb"), "MB+DE": Method("mb", "mb_de"), "GrBAL": Me
            "PE-GrBAL-prior+gains": Method("pets_grbal", "pets_gains"),
            # ... and with the gains, one fine-tuning step on a copy of its weights (pets_gains_de's adapter)
            "PE-GrBAL-prior+gains+DE": Method("pets_grbal", "pets_gains_de"),
+           # ... the same at a third of the fine-tuning rate (no flipped episode where 1e-4 flipped two)
+           "PE-GrBAL-prior+gains+DE-slow": Method("pets_grbal", "pets_gains_de", (SLOW_FINETUNING,)),
            # the context gate explicitly off / on (pets_rebal's default is on)
            "PE-ReBAL": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=false",)),
            "PE-ReBAL-gated": Method("pets_rebal", "pets_rebal", ("adapter.context_gate=true",)),

@@ -8,7 +8,8 @@ Methods (``--methods``, default MB GrBAL ReBAL PEARL RL2): MB, GrBAL, ReBAL and 
 PE (preset ``pets``), PE-GrBAL (``pets_grbal``), PE-ReBAL (``pets_rebal``), all trained like the model-based
 methods, PE+gains and PE+gains+DE (PE's runs played with the presets ``pets_gains`` / ``pets_gains_de``:
 per-motor gains estimated online, without and with online fine-tuning of the weights; no training of
-their own), PE-GrBAL-prior+gains and PE-GrBAL-prior+gains+DE (PE-GrBAL's runs played likewise), and the
+their own), PE-GrBAL-prior+gains, PE-GrBAL-prior+gains+DE and PE-GrBAL-prior+gains+DE-slow (PE-GrBAL's runs
+played likewise; ``-slow``: fine-tuning at ``adapter.finetune_learning_rate=3e-5``, a third of the preset's), and the
 model-free PEARL and RL². Each trains with its shipped preset (``controllers/*.yaml``,
 ``controllers/baselines/*.yaml``; ``--method-presets METHOD=PATH.yaml`` swaps in another file, e.g. a smaller
 PEARL) in ``<runs-dir>/sample_<robot>_<train>_<method>[_<tag>]_s<seed>`` (``pe_rebal`` for PE-ReBAL),
@@ -65,7 +66,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -84,16 +85,28 @@ from adaptive_mbrl.training.meta_train import META_ADAPTERS
 from adaptive_mbrl.evaluation.results import file_sha256
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import check_test_scenarios, default_runs_dir, keyed_folder, planner_settings
+from _common import SLOW_FINETUNING, check_test_scenarios, default_runs_dir, keyed_folder, planner_settings
 
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal", "PE": "pets", "PE-GrBAL": "pets_grbal",
                "PE-ReBAL": "pets_rebal"}
 BASELINES = {"PEARL": "pearl", "RL2": "rl2"}
-RUN_AS = {"PE+gains": ("PE", "pets_gains"), "PE+gains+DE": ("PE", "pets_gains_de"),
-          "PE-GrBAL-prior+gains": ("PE-GrBAL", "pets_gains"), "PE-GrBAL-prior+gains+DE": ("PE-GrBAL", "pets_gains_de")}
-"""Methods without a training of their own: ``method -> (the method whose runs they use, the preset they play
-with)``; PE's or the meta-trained PE-GrBAL ensemble played with per-motor gains estimated online, without and
-with online fine-tuning of the weights (``adaptation.py``'s names)."""
+
+
+class PlayedAs(NamedTuple):
+    """How a method without a training of its own plays another method's runs."""
+
+    trained: str                      # the method whose runs (folders, checkpoints) it plays
+    preset: str                       # the shipped preset the episodes play with ...
+    overrides: tuple[str, ...] = ()   # ... changed by these run-time settings (its suite entries' set:)
+
+
+RUN_AS = {"PE+gains": PlayedAs("PE", "pets_gains"), "PE+gains+DE": PlayedAs("PE", "pets_gains_de"),
+          "PE-GrBAL-prior+gains": PlayedAs("PE-GrBAL", "pets_gains"),
+          "PE-GrBAL-prior+gains+DE": PlayedAs("PE-GrBAL", "pets_gains_de"),
+          "PE-GrBAL-prior+gains+DE-slow": PlayedAs("PE-GrBAL", "pets_gains_de", (SLOW_FINETUNING,))}
+"""Methods without a training of their own: PE's or the meta-trained PE-GrBAL ensemble played with per-motor
+gains estimated online, without and with online fine-tuning of the weights (``-slow``: at 3e-5 instead of
+the preset's 1e-4) (``adaptation.py``'s names)."""
 METHODS = [*MODEL_BASED, *RUN_AS, *BASELINES]
 DEFAULT_METHODS = ["MB", "GrBAL", "ReBAL", "PEARL", "RL2"]
 EVAL_MODES: dict[str, list[tuple[str, list[str]]]] = {
@@ -117,7 +130,7 @@ def eval_modes(method: str) -> list[tuple[str, list[str]]]:
 
 def trained_as(method: str) -> str:
     """The method whose training run ``method`` plays (itself, unless it is one of :data:`RUN_AS`)."""
-    return RUN_AS[method][0] if method in RUN_AS else method
+    return RUN_AS[method].trained if method in RUN_AS else method
 
 
 def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = "",
@@ -131,8 +144,9 @@ def run_dir(robot: str, scenario: str, method: str, seed: int | str, tag: str = 
 
 def run_as_settings(args: argparse.Namespace, method: str) -> list[str]:
     """Run-time settings of a :data:`RUN_AS` method's entries: the planner settings of ``--set``, which the
-    run it plays was trained (and its own entries run) with, since its preset is the shipped one."""
-    return planner_settings(args.overrides) if method in RUN_AS else []
+    run it plays was trained (and its own entries run) with, since its preset is the shipped one, then the
+    method's own overrides."""
+    return [*planner_settings(args.overrides), *RUN_AS[method].overrides] if method in RUN_AS else []
 
 
 def run_tag(args: argparse.Namespace, method: str) -> str:
@@ -339,7 +353,7 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
             for label, settings in eval_modes(method):
                 warmup = args.pearl_warmup if label in WARMUP_LABELS else 0
                 entries.append(ControllerEntry(f"{label}@{budget}", str(pattern / f"model_at_{budget}.pt"),
-                                               preset=RUN_AS[method][1] if method in RUN_AS else None,
+                                               preset=RUN_AS[method].preset if method in RUN_AS else None,
                                                optional=True, set=list(settings) + run_as_settings(args, method),
                                                warmup_episodes=warmup))
                 weights.update({f"{label}@{budget} s{s}": file_sha256(e["checkpoint"]) for s, e in reached.items()})

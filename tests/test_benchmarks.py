@@ -356,7 +356,16 @@ def test_sample_efficiency_plays_the_meta_trained_ensemble_with_the_gains(sample
     assert module.run_dir("half_cheetah", "crippled_joint_train", "PE-GrBAL-prior+gains+DE", 2, "up3",
                           Path("runs")) == Path("runs/sample_half_cheetah_crippled_joint_train_pe_grbal_up3_s2")
     assert [module.RUN_AS[m] for m in ("PE-GrBAL-prior+gains", "PE-GrBAL-prior+gains+DE")] == [
-        ("PE-GrBAL", "pets_gains"), ("PE-GrBAL", "pets_gains_de")]
+        ("PE-GrBAL", "pets_gains", ()), ("PE-GrBAL", "pets_gains_de", ())]
+    # -slow: pets_gains_de's fine-tuning at a third of its rate, after --set's planner settings
+    args = module.parse_args(["--methods", "PE-GrBAL-prior+gains+DE-slow", "--set", "planner.upright_cost=3",
+                              "--tag", "up3"])
+    settings = module.run_as_settings(args, "PE-GrBAL-prior+gains+DE-slow")
+    assert settings == ["planner.upright_cost=3", "adapter.finetune_learning_rate=3e-5"]
+    from adaptive_mbrl.presets import load_preset, with_run_overrides
+    slow = with_run_overrides(load_preset("pets_gains_de"), settings)
+    assert (slow.adapter.finetune_learning_rate, slow.planner.upright_cost) == (pytest.approx(3e-5), 3.0)
+    assert module.trained_as("PE-GrBAL-prior+gains+DE-slow") == "PE-GrBAL"
     args = module.parse_args(["--methods", "PE-GrBAL-prior+gains", "--seeds", "0",
                               "--adopt", f"PE-GrBAL:0={SHIPPED_PE}"])
     assert args.adopt == {("PE-GrBAL", 0): SHIPPED_PE}
@@ -667,9 +676,14 @@ def test_adaptation_runs_the_probabilistic_ensemble_presets(monkeypatch: pytest.
         on_grbal, on_pe = module.METHODS[f"PE-GrBAL-prior{suffix}"], module.METHODS[f"PE-TS{suffix}"]
         assert on_grbal.trained == "pets_grbal" and on_grbal.run == on_pe.run
     assert load_preset(module.METHODS["PE-GrBAL-prior+gains+DE"].run).adapter.finetune_steps >= 1
+    # -slow: the same adapter at 3e-5, a third of the preset's fine-tuning rate
+    from adaptive_mbrl.presets import with_run_overrides
+    slow = module.METHODS["PE-GrBAL-prior+gains+DE-slow"]
+    assert (slow.trained, slow.run) == ("pets_grbal", "pets_gains_de")
+    assert with_run_overrides(load_preset(slow.run), list(slow.overrides)).adapter.finetune_learning_rate == \
+        pytest.approx(3e-5)
     # PE-ReBAL / PE-ReBAL-gated name the context gate explicitly, so a recorded command keeps its meaning
     # whatever pets_rebal's default (on since the three-seed comparison)
-    from adaptive_mbrl.presets import with_run_overrides
     pets_rebal = load_preset("pets_rebal")
     gates = {label: with_run_overrides(pets_rebal, list(module.METHODS[label].overrides)).adapter.context_gate
              for label in ("PE-ReBAL", "PE-ReBAL-gated")}

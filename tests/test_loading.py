@@ -45,6 +45,29 @@ def test_shipped_checkpoints_load_through_every_entry_point() -> None:
     assert action.shape == (6,) and np.all(np.abs(action) <= 1)
 
 
+def test_the_shipped_motor_fault_model_runs_with_gains_and_slow_fine_tuning() -> None:
+    """``pets_grbal`` (the PE-GrBAL-trained ensemble, 200k) runs as trained (its own inner step) or, as the
+    results recommend for motor faults, with ``pets_gains_de``'s adapter at a third of its fine-tuning rate."""
+    own = AdaptiveController.from_checkpoint("shipped:half_cheetah/pets_grbal")
+    assert (own.preset.adapter.kind, own.preset.adapter.inner_loss) == ("grbal", "mse")
+    motor = am.load_controller("shipped:half_cheetah/pets_grbal", "pets_gains_de", seed=0,
+                               overrides=["adapter.finetune_learning_rate=3e-5"])
+    adapter = motor.preset.adapter
+    assert (adapter.kind, adapter.finetune_steps, adapter.finetune_learning_rate) == ("actuator_gains", 1,
+                                                                                      pytest.approx(3e-5))
+    # the same network either way: the meta-trained ensemble, planned with the posture term
+    assert motor.preset.model == own.preset.model and motor.preset.planner.upright_cost == 3.0
+    env = am.make("half_cheetah", scenario="crippled_joint_test", seed=0)
+    obs, _ = env.reset(seed=0)
+    motor.reset()
+    for _ in range(3):
+        action = motor.act(obs)
+        next_obs, *_ = env.step(action)
+        motor.observe(obs, action, next_obs)
+        obs = next_obs
+    assert action.shape == (6,) and np.all(np.abs(action) <= 1)
+
+
 def test_robot_mismatch_and_unknown_shipped_names_are_refused(tiny_cartpole_checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="trained on robot 'cartpole', not 'ant'"):
         am.load_controller(tiny_cartpole_checkpoint, robot="ant")

@@ -121,7 +121,7 @@ def test_quickstart_runs_the_shipped_upright_probabilistic_ensembles_against_pe(
     for block in suite.robots:
         entries = [e for e in block.controllers if not e.optional]
         payloads = {e.label: load_checkpoint(resolve_checkpoint(e.checkpoint, 0)) for e in entries}
-        assert list(payloads) == ["PE", "PE+gains", "PE-ReBAL"]
+        assert list(payloads) == ["PE", "PE+gains", "PE-ReBAL", "PE-GrBAL+gains+DE"]
         # PE+gains runs PE's own checkpoint with the actuator-gain adapter of the pets_gains preset
         assert [(e.checkpoint, e.preset) for e in entries[:2]] == [("shipped:half_cheetah/pets", None),
                                                                     ("shipped:half_cheetah/pets", "pets_gains")]
@@ -131,6 +131,10 @@ def test_quickstart_runs_the_shipped_upright_probabilistic_ensembles_against_pe(
             assert payload["preset"]["planner"]["upright_cost"] == 3.0, label  # trained and run off its back
             assert payload["meta"]["env_steps"] == 200_000 and payload["meta"]["scenario"] == "crippled_joint_train"
         assert payloads["PE-ReBAL"]["preset"]["adapter"]["kind"] == "rebal"
+        # the motor-fault row: the PE-GrBAL-trained ensemble with pets_gains_de's adapter at a third of its rate
+        assert payloads["PE-GrBAL+gains+DE"]["preset"]["adapter"]["kind"] == "grbal"
+        motor = entries[3]
+        assert (motor.preset, list(motor.set)) == ("pets_gains_de", ["adapter.finetune_learning_rate=3e-5"])
 
 
 def test_a_jobs_key_changes_with_its_set_only(tmp_path: Path, tiny_cartpole_checkpoint) -> None:
