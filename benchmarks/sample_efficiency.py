@@ -27,7 +27,7 @@ needs a tag too (on that method's folder). ``--runs-dir`` defaults to ``$ADAPTIV
 The kept checkpoints are evaluated as a suite (:func:`adaptive_mbrl.evaluation.run_suite`): one controller
 ``<label>@<budget>`` each, ``--episodes`` episodes of every held-out scenario (``--test-scenarios``;
 ``--test-scenario`` is an alias) per training seed (environment seeds 10_000 + i, the same tasks for every
-method) on ``--workers`` local processes, in ``<runs-dir>/sample_eval_<robot>_<train>_<tests>[_<tag>]_<digest>``
+method; ``--episode-seed S``: S + i, fresh episodes for a setting chosen on the default ones, in their own folder) on ``--workers`` local processes, in ``<runs-dir>/sample_eval_<robot>_<train>_<tests>[_<tag>]_<digest>``
 (the digest covers the suite and the checkpoints' bytes: the same command resumes it, new checkpoints get a
 fresh folder). PEARL's checkpoint is evaluated twice (suite ``set:``): ``PEARL`` in its original
 between-episode protocol (``adapt_within_episode=false``: z inferred at the episode's start from the task's
@@ -115,7 +115,8 @@ EVAL_MODES: dict[str, list[tuple[str, list[str]]]] = {
 WARMUP_LABELS = {"PEARL"}
 """Evaluation modes that adapt between episodes: their entries get ``--pearl-warmup`` warm-up episodes."""
 EPISODE_SEED = 10_000
-"""Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method."""
+"""Evaluation episode ``i`` uses environment seed ``EPISODE_SEED + i`` for every method (``--episode-seed``'s
+default)."""
 PLOT = "sample_efficiency.png"
 
 Records = dict[tuple[str, int], dict[str, dict]]
@@ -363,7 +364,7 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
     baseline = max((e.label for e in entries if e.label.startswith(f"{first}@")),
                    key=lambda label: int(label.split("@")[1]), default=entries[0].label)
     suite = SuiteConfig(name=f"sample_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
-                        episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=EPISODE_SEED,
+                        episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=args.episode_seed,
                         baseline=baseline, robots=[RobotBlock(args.robot, list(args.test_scenarios), entries)],
                         description=f"held-out return per training budget, trained on {args.train_scenario}")
     validate_suite(suite, "sample_efficiency.py")
@@ -550,6 +551,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train a method with this preset file instead of its shipped one (needs --tag)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--episodes", type=int, default=3, help="held-out episodes per checkpoint and scenario")
+    parser.add_argument("--episode-seed", type=int, default=EPISODE_SEED,
+                        help="environment seed of the first held-out episode (episode i: this + i); another "
+                             "value plays fresh episodes in a folder of their own")
     parser.add_argument("--episode-steps", type=int, default=None,
                         help="evaluation episode length in control steps (default: the robot's)")
     parser.add_argument("--max-minutes", type=float, default=120.0, help="training wall-clock limit per run")
@@ -581,6 +585,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--episodes and --budgets must be at least 1")
     if args.pearl_warmup < 0:
         parser.error(f"--pearl-warmup {args.pearl_warmup}: allowed: an integer >= 0")
+    if args.episode_seed < 0:
+        parser.error(f"--episode-seed {args.episode_seed}: allowed: an integer >= 0")
     args.methods = list(dict.fromkeys(args.methods))
     args.method_budgets = parse_method_values(parser, "--method-budgets", args.method_budgets, args.methods,
                                               _budget_list)

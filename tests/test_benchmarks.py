@@ -327,6 +327,14 @@ def test_sample_efficiency_adopts_a_checkpoint_trained_elsewhere_and_plays_it(tm
     assert train.returncode != 0 and "holds an adopted checkpoint" in train.stderr
     assert not (folder / "progress.json").exists()
     assert len(list(tmp_path.glob("sample_eval_*"))) == 1
+    # --episode-seed: fresh episodes (environment seeds 20000 + i) in a folder of their own, the first kept
+    default = next(tmp_path.glob("sample_eval_*"))
+    run_script("sample_efficiency", *args, "--episode-seed", "20000", runs_dir=tmp_path)
+    fresh = [f for f in tmp_path.glob("sample_eval_*") if f != default]
+    assert len(fresh) == 1 and {e["env_seed"] for e in json.loads((fresh[0] / "episodes.json").read_text())} == {20000}
+    assert {e["env_seed"] for e in json.loads((default / "episodes.json").read_text())} == {10000}
+    refused = start_script("sample_efficiency", *args, "--episode-seed", "-1", runs_dir=tmp_path)
+    assert refused.returncode != 0 and "--episode-seed -1: allowed: an integer >= 0" in refused.stderr
 
 
 SHIPPED_PE = REPO / "controllers" / "checkpoints" / "half_cheetah" / "pets.pt"
