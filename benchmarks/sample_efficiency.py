@@ -29,7 +29,8 @@ The kept checkpoints are evaluated as a suite (:func:`adaptive_mbrl.evaluation.r
 ``--test-scenario`` is an alias) per training seed (environment seeds 10_000 + i, the same tasks for every
 method; ``--episode-seed S``: S + i, fresh episodes for a setting chosen on the default ones, in their own folder) on ``--workers`` local processes, in ``<runs-dir>/sample_eval_<robot>_<train>_<tests>[_<tag>]_<digest>``
 (the digest covers the suite and the checkpoints' bytes: the same command resumes it, new checkpoints get a
-fresh folder). PEARL's checkpoint is evaluated twice (suite ``set:``): ``PEARL`` in its original
+fresh folder). With several ``--seeds`` each seed's episodes are played in the folder a one-seed command keys
+for it and pooled: a budget or a training seed reached later plays only that seed's episodes again. PEARL's checkpoint is evaluated twice (suite ``set:``): ``PEARL`` in its original
 between-episode protocol (``adapt_within_episode=false``: z inferred at the episode's start from the task's
 earlier episodes and fixed within the episode; each scored episode follows ``--pearl-warmup`` unscored
 episodes of the same task, default 1, the suite entry's ``warmup_episodes``; 0: z from the prior) and
@@ -336,18 +337,18 @@ def adoption_budgets(args: argparse.Namespace, trained: str) -> list[int]:
     return sorted({b for m in args.methods if trained_as(m) == trained for b in method_budgets(args, m)})
 
 
-def _reached(args: argparse.Namespace, records: Records, method: str, budget: int) -> dict[int, dict]:
-    """Seed -> ``budgets.json`` entry of the seeds whose ``method`` run reached ``budget``."""
-    return {s: records[method, s][str(budget)] for s in args.seeds if str(budget) in records[method, s]}
+def _reached(records: Records, method: str, budget: int, seeds: list[int]) -> dict[int, dict]:
+    """Seed -> ``budgets.json`` entry of the ``seeds`` whose ``method`` run reached ``budget``."""
+    return {s: records[method, s][str(budget)] for s in seeds if str(budget) in records[method, s]}
 
 
-def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig, Path]:
-    """The evaluation suite of every kept checkpoint (``<label>@<budget>``, one per evaluation mode; a seed
-    whose run did not reach the budget is skipped) and its run folder."""
+def build_suite(args: argparse.Namespace, records: Records, seeds: list[int]) -> tuple[SuiteConfig, Path]:
+    """The evaluation suite of every kept checkpoint of training seeds ``seeds`` (``<label>@<budget>``, one
+    per evaluation mode; a seed whose run did not reach the budget is skipped) and its run folder."""
     entries, weights = [], {}
     for method in args.methods:
         for budget in method_budgets(args, method):
-            reached = _reached(args, records, method, budget)
+            reached = _reached(records, method, budget, seeds)
             if not reached:
                 continue
             pattern = run_dir(args.robot, args.train_scenario, method, "{seed}", run_tag(args, method), args.runs_dir)
@@ -363,7 +364,7 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
     first = eval_modes(args.methods[0])[0][0]
     baseline = max((e.label for e in entries if e.label.startswith(f"{first}@")),
                    key=lambda label: int(label.split("@")[1]), default=entries[0].label)
-    suite = SuiteConfig(name=f"sample_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(args.seeds),
+    suite = SuiteConfig(name=f"sample_{args.robot}_{scenario_slug(args.train_scenario)}", seeds=list(seeds),
                         episodes=args.episodes, episode_steps=args.episode_steps, episode_seed=args.episode_seed,
                         baseline=baseline, robots=[RobotBlock(args.robot, list(args.test_scenarios), entries)],
                         description=f"held-out return per training budget, trained on {args.train_scenario}")
@@ -373,6 +374,31 @@ def build_suite(args: argparse.Namespace, records: Records) -> tuple[SuiteConfig
                           f"{tests}{'_' + args.tag if args.tag else ''}",
                           {"suite": to_dict(suite), "weights": weights})
     return suite, folder
+
+
+def evaluate(args: argparse.Namespace, records: Records) -> Path:
+    """Play the held-out episodes of every kept checkpoint; returns the folder of the suite of all
+    ``args.seeds``.
+
+    With several seeds each seed's episodes are played in the folder a one-seed command keys for it, then
+    pooled into the all-seed folder: a later budget or training seed of one method (a second PEARL seed
+    reaching 1M) changes only that seed's folder, the other seeds' episodes are not played again, and a
+    one-seed command finds the episodes an all-seed one played (as ``adaptation.py`` does)."""
+    executor = LocalExecutor(args.workers)
+    suite, folder = build_suite(args, records, list(args.seeds))
+    print(f"\n{args.robot}: trained on {args.train_scenario}, held-out {' '.join(args.test_scenarios)}, seeds "
+          f"{args.seeds}, {args.episodes} episodes per checkpoint and scenario; evaluation in {folder}\n", flush=True)
+    seed_folders = []
+    if len(args.seeds) > 1:
+        for seed in args.seeds:
+            if not any(_reached(records, m, b, [seed]) for m in args.methods for b in method_budgets(args, m)):
+                continue  # no checkpoint of this seed yet
+            seed_suite, seed_folder = build_suite(args, records, [seed])
+            print(f"seed {seed}: {seed_folder}", flush=True)
+            run_suite(seed_suite, seed_folder, executor, reuse=[folder])
+            seed_folders.append(seed_folder)
+    run_suite(suite, folder, executor, reuse=seed_folders)
+    return folder
 
 
 def return_curves(args: argparse.Namespace, records: Records, episodes: list[dict]) -> list[dict]:
@@ -387,7 +413,7 @@ def return_curves(args: argparse.Namespace, records: Records, episodes: list[dic
         for method in args.methods:
             for label, _ in eval_modes(method):
                 for budget in method_budgets(args, method):
-                    reached = _reached(args, records, method, budget)
+                    reached = _reached(records, method, budget, args.seeds)
                     returns = [float(np.mean(per_seed[scenario, f"{label}@{budget}", s])) for s in reached
                                if (scenario, f"{label}@{budget}", s) in per_seed]
                     if returns:
@@ -455,7 +481,7 @@ def print_budget_table(args: argparse.Namespace, records: Records) -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for method in args.methods:
         for budget in method_budgets(args, method):
-            reached = list(_reached(args, records, method, budget).values())
+            reached = list(_reached(records, method, budget, args.seeds).values())
             if not reached:
                 print(f"| {method} | {budget} | not reached | - | 0 / {len(args.seeds)} | - |")
                 continue
@@ -633,10 +659,7 @@ def main() -> None:
         print()
         print_budget_table(args, records)
         return
-    suite, folder = build_suite(args, records)
-    print(f"\n{args.robot}: trained on {args.train_scenario}, held-out {' '.join(args.test_scenarios)}, seeds "
-          f"{args.seeds}, {args.episodes} episodes per checkpoint and scenario; evaluation in {folder}\n", flush=True)
-    run_suite(suite, folder, LocalExecutor(args.workers))
+    folder = evaluate(args, records)
     print((folder / "summary.md").read_text())
     rows = return_curves(args, records, json.loads((folder / "episodes.json").read_text()))
     print_return_tables(args, rows)

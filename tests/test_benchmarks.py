@@ -278,6 +278,33 @@ def test_sample_efficiency_keeps_a_checkpoint_per_budget_and_evaluates_them(tmp_
     assert table(again, "| method | budget (env steps) | env steps used | gradient steps |") == budgets
 
 
+def test_sample_efficiency_plays_each_training_seed_in_its_own_folder(tmp_path: Path) -> None:
+    """Two seeds: each seed's episodes in the folder a one-seed command keys for it, pooled into the
+    all-seed folder; a one-seed command then plays nothing, and a larger budget reached by seed 1 only plays
+    seed 1's episodes again (seed 0's folder is unchanged)."""
+    runs = tmp_path / "runs"
+    args = ["--robot", "cartpole", "--train-scenario", "weak_motor_train", "--test-scenarios", "weak_motor_test",
+            "--methods", "MB", "--episodes", "1", "--episode-steps", "20", "--tag", "smoke", "--threads", "1",
+            "--set", *TINY_TRAINING, "training.steps_per_iteration=100", *TINY_PLANNER]
+    lines = run_script("sample_efficiency", *args, "--budgets", "200", "--seeds", "0", "1", runs_dir=runs)
+    seed_folders = {line.split(": ")[0]: Path(line.split(": ")[1]) for line in lines if line.startswith("seed ")}
+    assert set(seed_folders) == {"seed 0", "seed 1"}
+    pooled = json.loads(next(p for p in runs.glob("sample_eval_*")
+                             if p not in seed_folders.values()).joinpath("episodes.json").read_text())
+    assert sorted(e["seed"] for e in pooled) == [0, 1]
+    for seed, folder in seed_folders.items():
+        assert [e["seed"] for e in json.loads((folder / "episodes.json").read_text())] == [int(seed[-1])]
+    alone = run_script("sample_efficiency", *args, "--budgets", "200", "--seeds", "0", "--eval-only", runs_dir=runs)
+    assert not any(line.startswith("[") for line in alone)
+    assert next(line for line in alone if "evaluation in" in line).endswith(str(seed_folders["seed 0"]))
+    run_script("sample_efficiency", *args, "--budgets", "200", "300", "--seeds", "1", "--train-only", runs_dir=runs)
+    grown = run_script("sample_efficiency", *args, "--budgets", "200", "300", "--seeds", "0", "1", "--eval-only",
+                       runs_dir=runs)
+    played = [line for line in grown if line.startswith("[")]
+    assert played and all(" seed 1 ep " in line for line in played)  # seed 0 (200 only) not played again
+    assert {line.split(": ")[1] for line in grown if line.startswith("seed 0: ")} == {str(seed_folders["seed 0"])}
+
+
 def test_sample_efficiency_finds_the_checkpoints_of_a_moved_run_folder(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """budgets.json records where each checkpoint was written; a run folder moved since (another
