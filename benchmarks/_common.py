@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 SLOW_FINETUNING = "adapter.finetune_learning_rate=3e-5"
@@ -79,3 +79,26 @@ def check_test_scenarios(robot: str, scenarios: list[str], episode_steps: int | 
             resolve_scenario(robot, name).check_episode_steps(steps)
         except ValueError as err:
             raise SystemExit(f"test scenario {name!r}: {err}") from None
+
+
+def play_seeds_then_pool(suite: Any, folder: Path, seeds: list[int], build: Callable[[list[int]], tuple[Any, Path]],
+                         executor: Any, has_episodes: Callable[[int], bool] = lambda seed: True) -> None:
+    """Play ``suite`` (training seeds ``seeds``) into ``folder``, one seed at a time when there are several.
+
+    Each seed's episodes are played in the folder a one-seed command keys for it (``build([seed])``: its
+    suite and folder; seeds without ``has_episodes`` are skipped), then pooled into ``folder``: a study that
+    adds a training seed, or a checkpoint of one seed, plays only that seed's episodes, and a one-seed
+    command finds the episodes an all-seed one played. The folders are keyed by everything that decides
+    the episodes, so only episodes of the same configuration are shared."""
+    from adaptive_mbrl.evaluation import run_suite
+
+    seed_folders = []
+    if len(seeds) > 1:
+        for seed in seeds:
+            if not has_episodes(seed):
+                continue
+            seed_suite, seed_folder = build([seed])
+            print(f"seed {seed}: {seed_folder}", flush=True)
+            run_suite(seed_suite, seed_folder, executor, reuse=[folder])
+            seed_folders.append(seed_folder)
+    run_suite(suite, folder, executor, reuse=seed_folders)

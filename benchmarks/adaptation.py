@@ -57,7 +57,7 @@ import torch
 from adaptive_mbrl.config import to_dict
 from adaptive_mbrl.envs.robot_spec import load_robot
 from adaptive_mbrl.envs.scenarios import scenario_slug
-from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint, run_suite
+from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, resolve_checkpoint
 from adaptive_mbrl.evaluation.entries import checkpoint_summary
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.presets import ControllerPreset, load_preset, with_run_overrides
@@ -69,7 +69,8 @@ from adaptive_mbrl.trainer import train as train_preset
 from adaptive_mbrl.evaluation.results import file_sha256
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import SLOW_FINETUNING, check_test_scenarios, default_runs_dir, keyed_folder, planner_settings
+from _common import (SLOW_FINETUNING, check_test_scenarios, default_runs_dir, keyed_folder, planner_settings,
+                     play_seeds_then_pool)
 
 
 class Method(NamedTuple):
@@ -178,25 +179,15 @@ def build_suite(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Pat
 
 def evaluate(args: argparse.Namespace, checkpoints: dict[tuple[str, int], Path],
              presets: dict[str, ControllerPreset]) -> Path:
-    """Play the evaluation episodes; returns the folder of the suite of all ``args.seeds``.
-
-    With several seeds each seed's episodes are played in the folder a one-seed command keys for it, then
-    pooled into the all-seed folder: a study that adds a training seed plays only the new seed's episodes,
-    and a one-seed command finds the episodes an all-seed one played. Every folder is keyed by the presets'
-    contents and the checkpoints' bytes, so only episodes of the same configuration are shared."""
+    """Play the evaluation episodes, seed by seed (:func:`play_seeds_then_pool`: a study that adds a training
+    seed plays only the new seed's episodes); returns the folder of the suite of all ``args.seeds``."""
     executor = LocalExecutor(args.workers)
     suite, folder = build_suite(args, checkpoints, presets, list(args.seeds))
     changed = f", run with {' '.join(args.run_overrides)}" if args.run_overrides else ""
     print(f"\n{args.robot}, trained on {args.train_scenario}, seeds {args.seeds}, {args.episodes} episodes each"
           f"{changed}; evaluation in {folder}\n", flush=True)
-    seed_folders = []
-    if len(args.seeds) > 1:
-        for seed in args.seeds:
-            seed_suite, seed_folder = build_suite(args, checkpoints, presets, [seed])
-            print(f"seed {seed}: {seed_folder}", flush=True)
-            run_suite(seed_suite, seed_folder, executor, reuse=[folder])
-            seed_folders.append(seed_folder)
-    run_suite(suite, folder, executor, reuse=seed_folders)
+    play_seeds_then_pool(suite, folder, list(args.seeds), lambda seeds: build_suite(args, checkpoints, presets, seeds),
+                         executor)
     return folder
 
 

@@ -74,7 +74,7 @@ import torch
 import yaml
 
 from adaptive_mbrl.config import ConfigError, to_dict
-from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig, run_suite
+from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
 from adaptive_mbrl.provenance import provenance_line
@@ -86,7 +86,8 @@ from adaptive_mbrl.training.meta_train import META_ADAPTERS
 from adaptive_mbrl.evaluation.results import file_sha256
 
 # the benchmarks' shared helpers (benchmarks/_common.py: this script's folder is first on sys.path)
-from _common import SLOW_FINETUNING, check_test_scenarios, default_runs_dir, keyed_folder, planner_settings
+from _common import (SLOW_FINETUNING, check_test_scenarios, default_runs_dir, keyed_folder, planner_settings,
+                     play_seeds_then_pool)
 
 MODEL_BASED = {"MB": "mb", "GrBAL": "grbal", "ReBAL": "rebal", "PE": "pets", "PE-GrBAL": "pets_grbal",
                "PE-ReBAL": "pets_rebal"}
@@ -377,27 +378,16 @@ def build_suite(args: argparse.Namespace, records: Records, seeds: list[int]) ->
 
 
 def evaluate(args: argparse.Namespace, records: Records) -> Path:
-    """Play the held-out episodes of every kept checkpoint; returns the folder of the suite of all
-    ``args.seeds``.
-
-    With several seeds each seed's episodes are played in the folder a one-seed command keys for it, then
-    pooled into the all-seed folder: a later budget or training seed of one method (a second PEARL seed
-    reaching 1M) changes only that seed's folder, the other seeds' episodes are not played again, and a
-    one-seed command finds the episodes an all-seed one played (as ``adaptation.py`` does)."""
+    """Play the held-out episodes of every kept checkpoint, seed by seed (:func:`play_seeds_then_pool`: a
+    budget one seed reaches later, e.g. a second PEARL seed at 1M, replays only that seed's episodes);
+    returns the folder of the suite of all ``args.seeds``."""
     executor = LocalExecutor(args.workers)
     suite, folder = build_suite(args, records, list(args.seeds))
     print(f"\n{args.robot}: trained on {args.train_scenario}, held-out {' '.join(args.test_scenarios)}, seeds "
           f"{args.seeds}, {args.episodes} episodes per checkpoint and scenario; evaluation in {folder}\n", flush=True)
-    seed_folders = []
-    if len(args.seeds) > 1:
-        for seed in args.seeds:
-            if not any(_reached(records, m, b, [seed]) for m in args.methods for b in method_budgets(args, m)):
-                continue  # no checkpoint of this seed yet
-            seed_suite, seed_folder = build_suite(args, records, [seed])
-            print(f"seed {seed}: {seed_folder}", flush=True)
-            run_suite(seed_suite, seed_folder, executor, reuse=[folder])
-            seed_folders.append(seed_folder)
-    run_suite(suite, folder, executor, reuse=seed_folders)
+    play_seeds_then_pool(suite, folder, list(args.seeds), lambda seeds: build_suite(args, records, seeds), executor,
+                         has_episodes=lambda seed: any(_reached(records, m, b, [seed]) for m in args.methods
+                                                       for b in method_budgets(args, m)))
     return folder
 
 
