@@ -27,11 +27,13 @@ needs a tag too (on that method's folder). ``--runs-dir`` defaults to ``$ADAPTIV
 The kept checkpoints are evaluated as a suite (:func:`adaptive_mbrl.evaluation.run_suite`): one controller
 ``<label>@<budget>`` each, ``--episodes`` episodes of every held-out scenario (``--test-scenarios``;
 ``--test-scenario`` is an alias) per training seed (environment seeds 10_000 + i, the same tasks for every
-method; ``--episode-seed S``: S + i, fresh episodes for a setting chosen on the default ones, in their own folder) on ``--workers`` local processes, in ``<runs-dir>/sample_eval_<robot>_<train>_<tests>[_<tag>]_<digest>``
+method; ``--episode-seed S``: S + i, fresh episodes for a setting chosen on the default ones, in their own
+folder) on ``--workers`` local processes, in ``<runs-dir>/sample_eval_<robot>_<train>_<tests>[_<tag>]_<digest>``
 (the digest covers the suite and the checkpoints' bytes: the same command resumes it, new checkpoints get a
 fresh folder). With several ``--seeds`` each seed's episodes are played in the folder a one-seed command keys
-for it and pooled: a budget or a training seed reached later plays only that seed's episodes again. PEARL's checkpoint is evaluated twice (suite ``set:``): ``PEARL`` in its original
-between-episode protocol (``adapt_within_episode=false``: z inferred at the episode's start from the task's
+for it and pooled: a budget or a training seed reached later plays only that seed's episodes again.
+PEARL's checkpoint is evaluated twice (suite ``set:``): ``PEARL`` in its original between-episode protocol
+(``adapt_within_episode=false``: z inferred at the episode's start from the task's
 earlier episodes and fixed within the episode; each scored episode follows ``--pearl-warmup`` unscored
 episodes of the same task, default 1, the suite entry's ``warmup_episodes``; 0: z from the prior) and
 ``PEARL-within`` (``adapt_within_episode=true``: z re-inferred at every step from the current episode's
