@@ -52,9 +52,10 @@ seeds' min-max band.
 ``--adopt METHOD:SEED=PATH`` (repeatable) takes a finished checkpoint trained elsewhere (a shipped one, or a
 run on another machine) as that method's seed-SEED run: it is copied to the run folder as
 ``model_at_<budget>.pt`` at the largest of the method's budgets its environment steps reach, with the
-steps and gradient steps of its metadata in ``budgets.json`` (its training wall-clock is unknown: ``-``)
-and the file it came from; its robot, training scenario, seed and preset family must match. An adopted run
-trains no further; a folder that holds a training run, or another checkpoint at that budget, is refused.
+steps and gradient steps of its metadata in ``budgets.json`` and the file it came from (the training
+wall-clock of the run folder whose final ``model.pt`` it is; a shipped file's is unknown: ``-``); its
+robot, training scenario, seed and preset family must match. An adopted run trains no further; a folder
+that holds a training run, or another checkpoint at that budget, is refused.
 METHOD is a trained method: ``--adopt PE-GrBAL:1=...`` with ``--methods PE-GrBAL-prior+gains`` plays the
 adopted PE-GrBAL checkpoint with the gains only (PE-GrBAL itself need not be among ``--methods``).
 
@@ -210,14 +211,31 @@ def _complete_record(folder: Path, record: dict[str, dict]) -> dict[str, dict]:
     """Add ``grad_steps`` to budgets recorded before it was kept, from the progress history row with the
     same environment steps (None if there is none); point each ``checkpoint`` at ``folder``'s own
     ``model_at_<budget>.pt`` (the recorded path goes stale when a run folder is moved, e.g. to another
-    ``--runs-dir``)."""
+    ``--runs-dir``); give an adopted checkpoint the wall-clock and gradient steps of the run it came from
+    (:func:`_source_run_cost`)."""
     history = (_progress(folder) or {}).get("history", [])
     for budget, entry in record.items():
         entry["checkpoint"] = str(folder / f"model_at_{budget}.pt")
         if "grad_steps" not in entry:
             row = next((r for r in history if r.get("env_steps") == entry["env_steps"]), None)
             entry["grad_steps"] = None if row is None else gradient_steps(folder, row)
+        if "adopted_from" in entry and entry.get("wall_clock_s") is None:
+            entry.update(_source_run_cost(Path(entry["adopted_from"]), entry))
     return record
+
+
+def _source_run_cost(source: Path, entry: dict) -> dict:
+    """``wall_clock_s`` and ``grad_steps`` of the training run that wrote the adopted checkpoint ``source``:
+    read from its run folder's ``progress.json`` when ``source`` is that run's final ``model.pt`` at the
+    adopted environment steps; empty for a file outside a run folder (a shipped checkpoint: its run's
+    wall-clock is not known here)."""
+    doc = _progress(source.parent) if source.name == "model.pt" else None
+    if doc is None or doc.get("env_steps") != entry["env_steps"] or doc.get("wall_clock_s") is None:
+        return {}
+    cost = {"wall_clock_s": float(doc["wall_clock_s"])}
+    if entry.get("grad_steps") is None and ("grad_steps" in doc or (source.parent / "config.yaml").is_file()):
+        cost["grad_steps"] = gradient_steps(source.parent, doc)
+    return cost
 
 
 def _copy_checkpoint(source: Path, target: Path) -> None:
@@ -480,9 +498,18 @@ def print_budget_table(args: argparse.Namespace, records: Records) -> None:
             steps = int(np.mean([e["env_steps"] for e in reached]))
             grads = [e.get("grad_steps") for e in reached]
             grad = "-" if any(g is None for g in grads) else str(int(np.mean(grads)))
-            walls = [e.get("wall_clock_s") for e in reached]
-            wall = "-" if any(w is None for w in walls) else f"{np.mean(walls) / 60:.1f}"  # None: adopted
+            wall = _mean_minutes([e.get("wall_clock_s") for e in reached])
             print(f"| {method} | {budget} | {steps} | {grad} | {len(reached)} / {len(args.seeds)} | {wall} |")
+
+
+def _mean_minutes(walls: list[float | None]) -> str:
+    """Mean training wall-clock in minutes over the seeds that know theirs (None: a shipped checkpoint adopted
+    without its run), marked ``(k of n seeds)`` where some do not; ``-`` where none does."""
+    known = [w for w in walls if w is not None]
+    if not known:
+        return "-"
+    mean = f"{np.mean(known) / 60:.1f}"
+    return mean if len(known) == len(walls) else f"{mean} ({len(known)} of {len(walls)} seeds)"
 
 
 def parse_method_values(parser: argparse.ArgumentParser, flag: str, items: list[str], methods: list[str],

@@ -321,6 +321,36 @@ def test_sample_efficiency_finds_the_checkpoints_of_a_moved_run_folder(tmp_path:
     assert record["100"]["checkpoint"] == str(folder / "model_at_100.pt") and record["100"]["env_steps"] == 128
 
 
+def test_sample_efficiency_gives_an_adopted_run_folder_checkpoint_its_training_cost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint adopted from another run folder's final model.pt at the same environment steps takes
+    that run's wall-clock and gradient steps; a file outside a run folder (shipped) or a run that went on
+    past the adopted steps gives none, and the budget table marks the seeds whose wall-clock is known."""
+    import importlib
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("sample_efficiency")
+    source = tmp_path / "adapt_run_s1"
+    source.mkdir()
+    (source / "progress.json").write_text(json.dumps({"env_steps": 200, "iteration": 3, "grad_steps": 77,
+                                                      "wall_clock_s": 600.0, "history": []}))
+    folder = tmp_path / "sample_run_s1"
+    folder.mkdir()
+
+    def adopted(path: Path, steps: int) -> dict:
+        (folder / "budgets.json").write_text(json.dumps({"200": {
+            "env_steps": steps, "grad_steps": None, "wall_clock_s": None, "checkpoint": "x",
+            "adopted_from": str(path)}}))
+        return module.reached_budgets(folder)["200"]
+
+    entry = adopted(source / "model.pt", 200)
+    assert (entry["wall_clock_s"], entry["grad_steps"]) == (600.0, 77)
+    assert adopted(source / "model.pt", 150)["wall_clock_s"] is None  # the run went on past these steps
+    assert adopted(tmp_path / "pets.pt", 200)["wall_clock_s"] is None  # a shipped file: no run to read
+    assert module._mean_minutes([60.0, None, 120.0]) == "1.5 (2 of 3 seeds)"
+    assert module._mean_minutes([60.0, 120.0]) == "1.5"
+    assert module._mean_minutes([None, None]) == "-"
+
+
 SHIPPED_PEARL = REPO / "controllers" / "checkpoints" / "half_cheetah" / "pearl.pt"
 
 
