@@ -475,9 +475,10 @@ def plot_curves(rows: list[dict], scenarios: list[str], path: Path, title: str) 
         ax.set_xlabel("environment steps of training")
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("held-out return (mean over training seeds)")
-    axes[0][0].legend(fontsize="small")
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))  # the legend goes below the panels, off every curve
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize="small")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
