@@ -30,8 +30,10 @@ The kept checkpoints are evaluated as a suite (:func:`adaptive_mbrl.evaluation.r
 method; ``--episode-seed S``: S + i, fresh episodes for a setting chosen on the default ones, in their own
 folder) on ``--workers`` local processes, in ``<runs-dir>/sample_eval_<robot>_<train>_<tests>[_<tag>]_<digest>``
 (the digest covers the suite and the checkpoints' bytes: the same command resumes it, new checkpoints get a
-fresh folder). With several ``--seeds`` each seed's episodes are played in the folder a one-seed command keys
-for it and pooled: a budget or a training seed reached later plays only that seed's episodes again.
+fresh folder; the shipped presets that PE+gains+DE-like methods play are kept in ``played_presets.json``
+there, and an edited one is refused rather than resumed). With several ``--seeds`` each seed's episodes are
+played in the folder a one-seed command keys for it and pooled: a budget or a training seed reached later
+plays only that seed's episodes again (all of them).
 PEARL's checkpoint is evaluated twice (suite ``set:``): ``PEARL`` in its original between-episode protocol
 (``adapt_within_episode=false``: z inferred at the episode's start from the task's
 earlier episodes and fixed within the episode; each scored episode follows ``--pearl-warmup`` unscored
@@ -80,6 +82,7 @@ from adaptive_mbrl.config import ConfigError, to_dict
 from adaptive_mbrl.evaluation import LocalExecutor, SuiteConfig
 from adaptive_mbrl.envs.scenarios import scenario_slug
 from adaptive_mbrl.evaluation.suite import ControllerEntry, RobotBlock, validate_suite
+from adaptive_mbrl.presets import load_preset
 from adaptive_mbrl.provenance import provenance_line
 from adaptive_mbrl.storage.checkpoint import load_checkpoint
 from adaptive_mbrl.storage.runs import RunSettings
@@ -394,7 +397,36 @@ def build_suite(args: argparse.Namespace, records: Records, seeds: list[int]) ->
     folder = keyed_folder(args.runs_dir, f"sample_eval_{args.robot}_{scenario_slug(args.train_scenario)}_"
                           f"{tests}{'_' + args.tag if args.tag else ''}",
                           {"suite": to_dict(suite), "weights": weights})
+    guard_played_presets(folder, played_presets(args.methods))
     return suite, folder
+
+
+PLAYED_PRESETS = "played_presets.json"
+
+
+def played_presets(methods: list[str]) -> dict[str, dict]:
+    """Name -> contents of the shipped presets that ``methods`` of :data:`RUN_AS` play their checkpoints with
+    (the other methods play each checkpoint's own preset, which the checkpoint's bytes cover)."""
+    names = sorted({RUN_AS[method].preset for method in methods if method in RUN_AS})
+    return json.loads(json.dumps({name: to_dict(load_preset(name)) for name in names}))
+
+
+def guard_played_presets(folder: Path, presets: dict[str, dict]) -> None:
+    """Keep ``presets`` (:func:`played_presets`) in ``folder/played_presets.json`` and refuse to add episodes
+    to a folder whose episodes were played with other contents of one of them: the folder's key covers
+    the suite and the checkpoints' bytes, not the preset files (an edited ``pets_gains_de.yaml`` would
+    otherwise resume into stale episodes)."""
+    if not presets:
+        return
+    path = folder / PLAYED_PRESETS
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    changed = sorted(name for name in presets if name in saved and saved[name] != presets[name])
+    if changed:
+        raise SystemExit(f"sample_efficiency.py: preset(s) {', '.join(changed)} changed since the episodes in "
+                         f"{folder} were played; give another --tag (or move that folder away) to play them again")
+    if any(name not in saved for name in presets):
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**saved, **presets}, indent=1, sort_keys=True))
 
 
 def evaluate(args: argparse.Namespace, records: Records) -> Path:

@@ -351,6 +351,28 @@ def test_sample_efficiency_gives_an_adopted_run_folder_checkpoint_its_training_c
     assert module._mean_minutes([None, None]) == "-"
 
 
+def test_sample_efficiency_refuses_to_resume_episodes_played_with_another_preset(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation folder keeps the contents of the presets that PE+gains+DE-like methods play; a later
+    run whose preset differs is refused with a message naming it, an unchanged one passes, and methods that
+    play their checkpoints' own presets record nothing."""
+    import importlib
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("sample_efficiency")
+    presets = module.played_presets(["MB", "PE+gains+DE", "PE-GrBAL-prior+gains+DE-slow", "PEARL"])
+    assert list(presets) == ["pets_gains_de"] and presets["pets_gains_de"]["name"] == "pets_gains_de"
+    assert module.played_presets(["MB", "PEARL", "RL2"]) == {}
+    folder = tmp_path / "sample_eval_x"
+    module.guard_played_presets(folder, presets)
+    module.guard_played_presets(folder, presets)  # unchanged: passes
+    edited = json.loads(json.dumps(presets))
+    edited["pets_gains_de"]["planner"]["horizon"] += 1
+    with pytest.raises(SystemExit, match="preset\\(s\\) pets_gains_de changed since the episodes in"):
+        module.guard_played_presets(folder, edited)
+    module.guard_played_presets(tmp_path / "other", {})
+    assert not (tmp_path / "other").exists()
+
+
 SHIPPED_PEARL = REPO / "controllers" / "checkpoints" / "half_cheetah" / "pearl.pt"
 
 
